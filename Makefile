@@ -1,0 +1,52 @@
+# One virtualenv for everything; every target creates it on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ROLE   ?= clinician
+TENANT ?= demo-clinic
+
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test token import package bench lint typecheck clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## Start the whole local stack (moto + API + event pipelines) with demo data.
+run: $(STAMP)
+	$(PY) -m devstack run
+
+## Run the whole test suite (lint, types, unit, API, pipelines, security, infra, package).
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m pytest -n 2 --dist loadfile
+
+## Print a bearer token for a demo user of the running stack.
+token: $(STAMP)
+	@$(PY) -m devstack token --role $(ROLE) --tenant $(TENANT)
+
+## Load every FHIR bundle of a folder into the running stack.
+import: $(STAMP)
+	$(PY) -m devstack import --dir "$(DIR)" --tenant $(TENANT)
+
+## Write the deployable CloudFormation template and zip under dist/.
+package: $(STAMP)
+	$(PY) -m devstack package --out dist
+
+## Benchmarks against a local stack; prints figures and writes bench/results.json.
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) dist .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""Chalice entry point: the REST API (one Blueprint per workflow) and the
+table-stream consumer. Everything else lives in functions/, models/, events/."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalice import Chalice
+
+from functions.audit.routes import bp as audit_routes
+from functions.fhir.routes import bp as fhir_routes
+from functions.patients.routes import bp as patient_routes
+
+app = Chalice(app_name="emr")
+app.api.binary_types = []  # bodies are JSON text; never base64-wrapped by API Gateway
+app.register_blueprint(fhir_routes)
+app.register_blueprint(patient_routes)
+app.register_blueprint(audit_routes)
+
+# Chalice needs a literal ARN here; `chalice package` output gets the real one
+# from infra/template.json (Fn::GetAtt EmrTable.StreamArn), the local runner
+# calls the handler directly.
+STREAM_ARN = os.environ.get(
+    "EMR_STREAM_ARN", "arn:aws:dynamodb:us-east-1:123456789012:table/emr/stream/set-by-infra"
+)
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON",
+                        name="stream_publisher")
+def stream_publisher(event: Any) -> dict[str, Any]:
+    from events.stream import handle_batch
+
+    return handle_batch(event.to_dict())

@@ -1,0 +1,165 @@
+"""Local stack commands: `python -m devstack run|token|import|package`.
+
+`run` starts everything in one process: the moto server (AWS APIs over HTTP on
+127.0.0.1), resources provisioned from infra/template.json, demo users and
+patients, the stream pipeline, and the API on http://127.0.0.1:8000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from devstack import stackfile
+from devstack.moto_server import DEFAULT_ENDPOINT, ENDPOINT_ENV, EmbeddedMotoServer
+
+API_HOST = "127.0.0.1"
+API_PORT_ENV = "EMR_API_PORT"
+
+
+def _moto_running(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) != 0
+
+
+def start_aws(endpoint: str) -> EmbeddedMotoServer | None:
+    """Reuse a moto server already listening at `endpoint`, else start one there."""
+    if _moto_running(endpoint):
+        print(f"Using the moto server already running at {endpoint}")
+        return None
+    url = urlparse(endpoint)
+    if not _port_free(url.hostname or "127.0.0.1", url.port or 80):
+        raise SystemExit(f"{endpoint} is in use by something that is not moto; "
+                         f"set {ENDPOINT_ENV} to another http://127.0.0.1:<port>.")
+    server = EmbeddedMotoServer(url.hostname or "127.0.0.1", url.port or 5055)
+    server.start()
+    print(f"AWS APIs (moto) on {endpoint}")
+    return server
+
+
+def bring_up(endpoint: str) -> Any:
+    """Provision, export the environment, seed users and patients."""
+    import boto3
+
+    from devstack.provision import provision
+
+    local = provision(endpoint)
+    os.environ.update(local.env())
+    from devstack import seed
+
+    cognito = boto3.client("cognito-idp")
+    users = seed.ensure_users(cognito, local.user_pool_id)
+    reports = seed.seed_patients()
+    print(f"Demo users: {len(users)} created ({len(seed.TENANTS) * len(seed.ROLES)} in all); "
+          f"password in README")
+    for tenant, rep in reports.items():
+        print(f"Demo patients in {tenant}: {len(rep.created)} created, "
+              f"{len(rep.existing)} already there")
+    return local
+
+
+def cmd_run(_: argparse.Namespace) -> None:
+    endpoint = os.environ.get(ENDPOINT_ENV, DEFAULT_ENDPOINT)
+    port = int(os.environ.get(API_PORT_ENV, "8000"))
+    if not _port_free(API_HOST, port):
+        raise SystemExit(f"Port {port} is in use; stop the other process or set {API_PORT_ENV}.")
+    moto = start_aws(endpoint)
+    local = bring_up(endpoint)
+    import boto3
+
+    import app as app_module
+    from devstack.runner import StreamRunner
+    from devstack.server import make_server
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = app_module.stream_publisher(event, None)
+        return result
+
+    runner = StreamRunner(boto3.client("dynamodbstreams"), local.stream_arn, handler)
+    threading.Thread(target=runner.run_forever, daemon=True).start()
+    stackfile.write({**local.env(), "api": f"http://{API_HOST}:{port}"})
+    server = make_server(app_module.app, API_HOST, port)
+    print(f"API on http://{API_HOST}:{port}  (FHIR base http://{API_HOST}:{port}/fhir/R4)")
+    print("Token: make token ROLE=clinician TENANT=demo-clinic   |   Ctrl-C stops everything")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopping.")
+    finally:
+        runner.stop()
+        stackfile.remove()
+        if moto is not None:
+            moto.stop()
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    import boto3
+
+    from devstack import seed
+
+    env = stackfile.read()
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+    if args.role not in seed.ROLES or args.tenant not in seed.TENANTS:
+        raise SystemExit(f"ROLE is one of {', '.join(seed.ROLES)}; "
+                         f"TENANT one of {', '.join(seed.TENANTS)}")
+    cognito = boto3.client("cognito-idp")
+    print(seed.id_token(cognito, env["EMR_USER_POOL_ID"], env["EMR_APP_CLIENT_ID"],
+                        args.role, args.tenant))
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    if not args.dir:
+        raise SystemExit("Usage: make import DIR=<folder of FHIR bundles> [TENANT=demo-clinic]")
+    env = stackfile.read()
+    os.environ.update({k: v for k, v in env.items() if k != "api"})
+    from devstack.importer import import_folder
+
+    report = import_folder(Path(args.dir), args.tenant)
+    print(f"{report.files} bundles: {len(report.created)} patients created, "
+          f"{len(report.existing)} already there; other resources not imported yet: "
+          f"{dict(report.skipped_types) or 'none'}")
+
+
+def cmd_package(args: argparse.Namespace) -> None:
+    from devstack.package import package
+
+    package(Path(args.out))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="devstack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run").set_defaults(func=cmd_run)
+    token = sub.add_parser("token")
+    token.add_argument("--role", default="clinician")
+    token.add_argument("--tenant", default="demo-clinic")
+    token.set_defaults(func=cmd_token)
+    imp = sub.add_parser("import")
+    imp.add_argument("--dir", default="")
+    imp.add_argument("--tenant", default="demo-clinic")
+    imp.set_defaults(func=cmd_import)
+    pkg = sub.add_parser("package")
+    pkg.add_argument("--out", default="dist")
+    pkg.set_defaults(func=cmd_package)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()

@@ -1,0 +1,97 @@
+"""Bearer-token authentication: Cognito ID tokens verified with PyJWT.
+
+Checked: RS256 signature against the pool's JWKS (fetched once and cached;
+an unknown `kid` triggers one refetch), `exp`/`iat` with a small clock skew,
+`iss` equal to the pool, `aud` equal to the app client, `token_use == "id"`.
+Tenant comes only from `custom:tenant`, roles only from `cognito:groups`.
+ID tokens are used because Cognito puts custom attributes in them, not in
+access tokens (ADR 0004).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import jwt
+from jwt import PyJWKClient
+
+from functions.common.errors import Issue, Unauthenticated
+from functions.common.principal import Principal
+from functions.common.settings import api_settings
+from models.keys import TENANT_RE
+
+_client: PyJWKClient | None = None
+_lock = threading.Lock()
+
+
+def _jwks() -> PyJWKClient:
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                s = api_settings()
+                _client = PyJWKClient(s.jwks_url, cache_jwk_set=True, lifespan=s.jwks_cache_s)
+    return _client
+
+
+def _fail(reason: str) -> Unauthenticated:
+    return Unauthenticated(
+        Issue("login", f"Authentication failed: {reason}."),
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+    )
+
+
+def bearer_token(headers: dict[str, str]) -> str:
+    value = headers.get("authorization") or headers.get("Authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            Issue("login", "A bearer token is required."), headers={"WWW-Authenticate": "Bearer"}
+        )
+    return token.strip()
+
+
+def verify(token: str) -> dict[str, Any]:
+    s = api_settings()
+    try:
+        signing_key = _jwks().get_signing_key_from_jwt(token)
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            signing_key.key,
+            algorithms=["RS256"],
+            audience=s.app_client_id,
+            issuer=s.issuer,
+            leeway=s.clock_skew_s,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "token_use"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _fail("token expired") from None
+    except jwt.PyJWKClientError:
+        raise _fail("unknown signing key") from None
+    except jwt.InvalidTokenError as exc:
+        raise _fail(type(exc).__name__) from None
+    if claims.get("token_use") != "id":
+        raise _fail("an ID token is required")
+    return claims
+
+
+def principal_from(headers: dict[str, str]) -> Principal:
+    claims = verify(bearer_token(headers))
+    tenant = claims.get("custom:tenant")
+    if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
+        raise _fail("token carries no tenant")
+    groups = claims.get("cognito:groups") or []
+    if not isinstance(groups, list):
+        raise _fail("malformed groups claim")
+    return Principal(
+        sub=str(claims["sub"]),
+        username=claims.get("cognito:username"),
+        tenant=tenant,
+        roles=frozenset(str(g) for g in groups),
+    )
+
+
+def reset() -> None:
+    global _client
+    _client = None

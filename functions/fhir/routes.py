@@ -1,0 +1,44 @@
+"""Routes that carry no PHI: the CapabilityStatement and answers for unknown
+resource types (404 OperationOutcome, as for any unknown route)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+from chalice.app import Request, Response
+
+from functions.common.errors import Issue, NotFound
+from functions.common.http import _base_url, fhir_response, public_view
+from functions.fhir.capability import capability_statement
+
+bp = Blueprint(__name__)
+RELEASED = "2026-11-25"
+ALL = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+
+
+def _current() -> Any:
+    return bp.current_request
+
+
+@bp.route("/fhir/R4/metadata", methods=["GET"], content_types=["*/*"])
+@public_view(_current)
+def metadata(request: Request) -> Response:
+    return fhir_response(capability_statement(_base_url(request), RELEASED))
+
+
+def unknown_type(resource_type: str) -> NotFound:
+    return NotFound(Issue("not-supported", f"Resource type '{resource_type}' is not supported "
+                          "here; see /fhir/R4/metadata."))
+
+
+@bp.route("/fhir/R4/{resource_type}", methods=ALL, content_types=["*/*"])
+@public_view(_current)
+def unknown_type_route(request: Request, resource_type: str) -> Response:
+    raise unknown_type(resource_type)
+
+
+@bp.route("/fhir/R4/{resource_type}/{resource_id}", methods=ALL, content_types=["*/*"])
+@public_view(_current)
+def unknown_instance_route(request: Request, resource_type: str, resource_id: str) -> Response:
+    raise unknown_type(resource_type)

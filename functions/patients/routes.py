@@ -1,0 +1,113 @@
+"""Patient routes (FHIR R4 REST): parse -> principal -> authorize -> use case -> response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+from chalice.app import Response
+
+from functions.common.authz import Action
+from functions.common.bundle import bundle, link
+from functions.common.http import RequestContext, fhir_response, fhir_view, read_json_body
+from functions.patients import service
+from functions.patients.search import parse_count
+from functions.patients.service import Stored
+
+bp = Blueprint(__name__)
+ANY = ["*/*"]  # content types are checked by read_json_body, to answer 415 as FHIR
+
+
+def _current() -> Any:
+    return bp.current_request
+
+
+def _headers(ctx: RequestContext, stored: Stored, location: bool = False) -> dict[str, str]:
+    pid = stored.resource["id"]
+    headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": stored.last_updated}
+    if location:
+        headers["Location"] = f"{ctx.base_url}/Patient/{pid}/_history/{stored.version}"
+    return headers
+
+
+def _params(ctx: RequestContext) -> dict[str, list[str]]:
+    raw = ctx.request.query_params
+    return {k: list(raw.getlist(k)) for k in raw} if raw else {}
+
+
+@bp.route("/fhir/R4/Patient", methods=["POST"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_CREATE)
+def create(ctx: RequestContext) -> Response:
+    stored = service.create_patient(ctx.tenant, ctx.audit, read_json_body(ctx.request))
+    return fhir_response(stored.resource, 201, _headers(ctx, stored, location=True))
+
+
+@bp.route("/fhir/R4/Patient", methods=["GET"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_SEARCH)
+def search(ctx: RequestContext) -> Response:
+    params = _params(ctx)
+    page = service.search_patients(ctx.tenant, ctx.audit, params)
+    entries = [{"fullUrl": f"{ctx.base_url}/Patient/{r['id']}", "resource": r,
+                "search": {"mode": "match"}} for r in page.resources]
+    kept = [(k, v) for k, vs in sorted(params.items()) if k != "_cursor" for v in vs]
+    links = {"self": link(ctx.base_url, "Patient", [*kept] + (
+        [("_cursor", params["_cursor"][0])] if "_cursor" in params else []))}
+    if page.next_cursor:
+        links["next"] = link(ctx.base_url, "Patient", [*kept, ("_cursor", page.next_cursor)])
+    return fhir_response(bundle("searchset", entries, links))
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}", methods=["GET"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_READ)
+def read(ctx: RequestContext, patient_id: str) -> Response:
+    stored = service.read_patient(ctx.tenant, ctx.audit, patient_id)
+    return fhir_response(stored.resource, 200, _headers(ctx, stored))
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}", methods=["PUT"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_UPDATE)
+def update(ctx: RequestContext, patient_id: str) -> Response:
+    if_match = ctx.request.headers.get("if-match")
+    body = read_json_body(ctx.request)
+    stored = service.update_patient(ctx.tenant, ctx.audit, patient_id, body, if_match)
+    return fhir_response(stored.resource, 200, _headers(ctx, stored))
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}", methods=["DELETE"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_DELETE)
+def delete(ctx: RequestContext, patient_id: str) -> Response:
+    service.delete_patient(ctx.tenant, ctx.audit, patient_id)
+    return fhir_response(None, 204)
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}/_history", methods=["GET"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_HISTORY)
+def history(ctx: RequestContext, patient_id: str) -> Response:
+    params = _params(ctx)
+    count = parse_count(params.get("_count", ["20"])[0])
+    before_raw = params.get("_before_version", [None])[0]
+    before = int(before_raw) if before_raw and before_raw.isdigit() else None
+    entries, next_before = service.history(ctx.tenant, ctx.audit, patient_id, count, before)
+    items = []
+    for e in entries:
+        url = f"{ctx.base_url}/Patient/{patient_id}/_history/{e.version}"
+        entry: dict[str, Any] = {"fullUrl": url, "request": {
+            "method": "DELETE" if e.deleted else ("POST" if e.version == 1 else "PUT"),
+            "url": f"Patient/{patient_id}"},
+            "response": {"status": "204" if e.deleted else ("201" if e.version == 1 else "200"),
+                         "etag": f'W/"{e.version}"', "lastModified": e.last_updated}}
+        if e.resource is not None:
+            entry["resource"] = e.resource
+        items.append(entry)
+    links = {"self": link(ctx.base_url, f"Patient/{patient_id}/_history", [("_count", str(count))])}
+    if next_before:
+        links["next"] = link(ctx.base_url, f"Patient/{patient_id}/_history",
+                             [("_count", str(count)), ("_before_version", str(next_before))])
+    return fhir_response(bundle("history", items, links))
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}/_history/{version_id}", methods=["GET"], content_types=ANY)
+@fhir_view(_current, Action.PATIENT_READ)
+def vread(ctx: RequestContext, patient_id: str, version_id: str) -> Response:
+    stored = service.read_version(ctx.tenant, ctx.audit, patient_id, version_id)
+    return fhir_response(stored.resource, 200, _headers(ctx, stored))

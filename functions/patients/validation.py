@@ -1,0 +1,67 @@
+"""Patient bodies validated with `fhir.resources` (R4B models) plus the rules
+this EMR adds for registration. Errors name the field as a FHIRPath expression
+and never echo the submitted value (it may be PHI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.common.errors import Invalid, Issue
+
+GENDERS = {"male", "female", "other", "unknown"}
+SERVER_MANAGED = ("meta",)
+
+
+def _expression(loc: tuple[Any, ...]) -> str:
+    path = "Patient"
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}"
+    return path
+
+
+def _issue(error: dict[str, Any]) -> Issue:
+    kind = error.get("type", "")
+    expression = _expression(tuple(error.get("loc", ())))
+    if kind == "extra_forbidden":
+        return Issue("structure", "Unknown element.", [expression])
+    if kind == "missing":
+        return Issue("required", "Missing required element.", [expression])
+    message = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
+    return Issue("value", message, [expression])
+
+
+def _registration_rules(body: dict[str, Any]) -> list[Issue]:
+    issues = []
+    names = body.get("name") or []
+    if not any(isinstance(n, dict) and (n.get("family") or n.get("given")) for n in names):
+        issues.append(Issue("required", "A name with a family or given part is required.",
+                            ["Patient.name"]))
+    if not body.get("birthDate"):
+        issues.append(Issue("required", "birthDate is required.", ["Patient.birthDate"]))
+    gender = body.get("gender")
+    if gender is not None and gender not in GENDERS:
+        issues.append(Issue("value", "gender must be one of male, female, other, unknown.",
+                            ["Patient.gender"]))
+    return issues
+
+
+def validate_patient(body: dict[str, Any], *, path_id: str | None) -> dict[str, Any]:
+    """Return the resource to store (server-managed elements removed) or raise 400."""
+    if body.get("resourceType") != "Patient":
+        raise Invalid(Issue("invalid", "resourceType must be 'Patient'.", ["Patient.resourceType"]))
+    if path_id is not None and body.get("id") != path_id:
+        raise Invalid(Issue("invalid", "The body's id must equal the id in the URL.", ["Patient.id"]))
+    from fhir.resources.R4B.patient import Patient  # heavy: only on write paths
+    from pydantic import ValidationError
+
+    try:
+        Patient.model_validate(body)
+    except ValidationError as exc:
+        raise Invalid([_issue(e) for e in exc.errors()]) from None  # type: ignore[arg-type]
+    issues = _registration_rules(body)
+    if issues:
+        raise Invalid(issues)
+    return {k: v for k, v in body.items() if k not in SERVER_MANAGED and k != "id"}

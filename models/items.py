@@ -1,0 +1,131 @@
+"""PynamoDB items of the single table.
+
+One base model carries the key attributes and a `type` discriminator; each kind
+of item is a subclass, so a Query over a partition (a patient's chart) yields
+typed items. Items carry their own fields: code never parses keys to get data
+back. No attribute holds plaintext PHI: bodies are envelope-encrypted
+(models/crypto.py) and searchable values exist only as keyed HMAC tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    DiscriminatorAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from models.settings import storage_settings
+
+
+class Gsi1(GlobalSecondaryIndex[Any]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class TableItem(Model):
+    class Meta:
+        table_name = storage_settings().table_name
+        region = storage_settings().region
+        max_retry_attempts = 3
+        connect_timeout_seconds = 2
+        read_timeout_seconds = 5
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    type = DiscriminatorAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
+
+
+class _VersionedBody(TableItem):
+    """Fields shared by current resources, their history and search entries."""
+
+    tenant = UnicodeAttribute()
+    resource_type = UnicodeAttribute()
+    resource_id = UnicodeAttribute()
+    patient_id = UnicodeAttribute()
+    version = NumberAttribute()
+    last_updated = UnicodeAttribute()
+    data_class = UnicodeAttribute()
+    deleted = BooleanAttribute(default=False)
+    body = BinaryAttribute(legacy_encoding=False, null=True)
+
+
+class ResourceItem(_VersionedBody, discriminator="resource"):
+    """The current version of a FHIR resource (a tombstone once deleted)."""
+
+    tokens = UnicodeSetAttribute(null=True)  # blind-index tokens of this version
+
+
+class HistoryItem(_VersionedBody, discriminator="history"):
+    """One immutable item per version, for vread and _history."""
+
+
+class SearchEntryItem(_VersionedBody, discriminator="search"):
+    """A copy of the current body under one blind-index token (gsi1), so that a
+    search is a single Query. `tokens` lets further criteria filter server-side."""
+
+    token = UnicodeAttribute()
+    tokens = UnicodeSetAttribute(null=True)
+
+
+class AuditItem(TableItem, discriminator="audit"):
+    audit_id = UnicodeAttribute()
+    tenant = UnicodeAttribute()
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    actor_name = UnicodeAttribute(null=True)
+    roles = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    action = UnicodeAttribute()
+    outcome = UnicodeAttribute()
+    status = NumberAttribute()
+    resource_type = UnicodeAttribute(null=True)
+    resource_id = UnicodeAttribute(null=True)
+    patient_id = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)
+    request_id = UnicodeAttribute()
+    source_ip = UnicodeAttribute(null=True)
+    route = UnicodeAttribute(null=True)
+    query_params = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    result_count = NumberAttribute(null=True)
+
+
+class OutboxItem(TableItem, discriminator="outbox"):
+    """A domain event written in the same transaction as the change it reports;
+    the stream publisher sends it to EventBridge. Expires after a week."""
+
+    event_id = UnicodeAttribute()
+    tenant = UnicodeAttribute()
+    source = UnicodeAttribute()
+    detail_type = UnicodeAttribute()
+    detail = UnicodeAttribute()  # JSON of a versioned event model (ids and codes only)
+    occurred_at = UnicodeAttribute()
+    expires_at = NumberAttribute()
+
+
+class TenantKeyItem(TableItem, discriminator="tenant-key"):
+    """A per-tenant secret (the blind-index HMAC key), stored KMS-encrypted."""
+
+    tenant = UnicodeAttribute()
+    purpose = UnicodeAttribute()
+    encrypted_key = BinaryAttribute(legacy_encoding=False)
+    created_at = UnicodeAttribute()
+
+
+def configure_table(table_name: str) -> None:
+    """Point every item class at `table_name` (tests and tools)."""
+    TableItem.Meta.table_name = table_name

@@ -1,0 +1,34 @@
+"""Storage settings, read once from the environment.
+
+The API and every other function configure storage only through these
+variables, which `infra/template.json` sets on each function and the local
+stack exports (devstack/provision.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    table_name: str
+    data_key_id: str
+    region: str
+    endpoint_url: str | None
+    data_key_max_age_s: float
+    data_key_max_uses: int
+
+
+@lru_cache(maxsize=1)
+def storage_settings() -> StorageSettings:
+    return StorageSettings(
+        table_name=os.environ.get("EMR_TABLE_NAME", "emr-local"),
+        data_key_id=os.environ.get("EMR_DATA_KEY_ID", "alias/emr-data"),
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        data_key_max_age_s=float(os.environ.get("EMR_DATA_KEY_MAX_AGE_S", "300")),
+        data_key_max_uses=int(os.environ.get("EMR_DATA_KEY_MAX_USES", "10000")),
+    )

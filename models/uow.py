@@ -1,0 +1,90 @@
+"""Unit of work: the writes of one use case, committed as one TransactWriteItems.
+
+Use cases stage items (resource, history, search entries, audit record, outbox
+event) and `commit()` sends them in a single round trip. When DynamoDB cancels
+the transaction, `TransactionCancelled.failed` names the staged operations whose
+condition failed, so the caller can answer 409/412 without guessing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from models.settings import storage_settings
+
+MAX_ITEMS = 100  # DynamoDB's limit per transaction
+
+_connection: Connection | None = None
+_lock = threading.Lock()
+
+
+def _shared_connection() -> Connection:
+    global _connection
+    if _connection is None:
+        with _lock:
+            if _connection is None:
+                s = storage_settings()
+                _connection = Connection(region=s.region, max_retry_attempts=3)
+    return _connection
+
+
+class TransactionCancelled(Exception):
+    def __init__(self, failed: list[str]) -> None:
+        super().__init__(f"transaction cancelled by: {', '.join(failed) or 'unknown'}")
+        self.failed = failed
+
+
+class TooManyItems(Exception):
+    pass
+
+
+@dataclass
+class UnitOfWork:
+    # PynamoDB sends condition checks, deletes, puts, updates in that order;
+    # keeping the same order here maps cancellation reasons back to labels.
+    _checks: list[tuple[str, Any]] = field(default_factory=list)
+    _deletes: list[tuple[str, Any]] = field(default_factory=list)
+    _puts: list[tuple[str, Any]] = field(default_factory=list)
+
+    def put(self, label: str, item: Model, condition: Condition | None = None) -> None:
+        self._puts.append((label, (item, condition)))
+
+    def delete(self, label: str, item: Model, condition: Condition | None = None) -> None:
+        self._deletes.append((label, (item, condition)))
+
+    def check(self, label: str, model: type[Model], pk: str, sk: str, condition: Condition) -> None:
+        self._checks.append((label, (model, pk, sk, condition)))
+
+    def __len__(self) -> int:
+        return len(self._checks) + len(self._deletes) + len(self._puts)
+
+    def commit(self, token: str | None = None) -> None:
+        if len(self) > MAX_ITEMS:
+            raise TooManyItems(str(len(self)))
+        labels = [label for label, _ in self._checks + self._deletes + self._puts]
+        try:
+            with TransactWrite(connection=_shared_connection(), client_request_token=token) as tx:
+                for _, (model, pk, sk, cond) in self._checks:
+                    tx.condition_check(model, pk, sk, condition=cond)
+                for _, (item, cond) in self._deletes:
+                    tx.delete(item, condition=cond)
+                for _, (item, cond) in self._puts:
+                    tx.save(item, condition=cond)
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons or []
+            failed = [
+                labels[i]
+                for i, reason in enumerate(reasons)
+                if reason is not None and reason.code == "ConditionalCheckFailed"
+            ]
+            if not failed:
+                raise
+            raise TransactionCancelled(failed) from exc
