@@ -49,4 +49,4 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) dist .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .local .pytest_cache .mypy_cache .ruff_cache .chalice/deployments

@@ -26,8 +26,9 @@ STREAM_ARN = os.environ.get(
 )
 
 
-@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON",
-                        name="stream_publisher")
+@app.on_dynamodb_record(
+    stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="stream_publisher"
+)
 def stream_publisher(event: Any) -> dict[str, Any]:
     from events.stream import handle_batch
 

@@ -44,8 +44,10 @@ def start_aws(endpoint: str) -> EmbeddedMotoServer | None:
         return None
     url = urlparse(endpoint)
     if not _port_free(url.hostname or "127.0.0.1", url.port or 80):
-        raise SystemExit(f"{endpoint} is in use by something that is not moto; "
-                         f"set {ENDPOINT_ENV} to another http://127.0.0.1:<port>.")
+        raise SystemExit(
+            f"{endpoint} is in use by something that is not moto; "
+            f"set {ENDPOINT_ENV} to another http://127.0.0.1:<port>."
+        )
     server = EmbeddedMotoServer(url.hostname or "127.0.0.1", url.port or 5055)
     server.start()
     print(f"AWS APIs (moto) on {endpoint}")
@@ -65,11 +67,15 @@ def bring_up(endpoint: str) -> Any:
     cognito = boto3.client("cognito-idp")
     users = seed.ensure_users(cognito, local.user_pool_id)
     reports = seed.seed_patients()
-    print(f"Demo users: {len(users)} created ({len(seed.TENANTS) * len(seed.ROLES)} in all); "
-          f"password in README")
+    print(
+        f"Demo users: {len(users)} created ({len(seed.TENANTS) * len(seed.ROLES)} in all); "
+        f"password in README"
+    )
     for tenant, rep in reports.items():
-        print(f"Demo patients in {tenant}: {len(rep.created)} created, "
-              f"{len(rep.existing)} already there")
+        print(
+            f"Demo patients in {tenant}: {len(rep.created)} created, "
+            f"{len(rep.existing)} already there"
+        )
     return local
 
 
@@ -115,11 +121,15 @@ def cmd_token(args: argparse.Namespace) -> None:
     env = stackfile.read()
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     if args.role not in seed.ROLES or args.tenant not in seed.TENANTS:
-        raise SystemExit(f"ROLE is one of {', '.join(seed.ROLES)}; "
-                         f"TENANT one of {', '.join(seed.TENANTS)}")
+        raise SystemExit(
+            f"ROLE is one of {', '.join(seed.ROLES)}; TENANT one of {', '.join(seed.TENANTS)}"
+        )
     cognito = boto3.client("cognito-idp")
-    print(seed.id_token(cognito, env["EMR_USER_POOL_ID"], env["EMR_APP_CLIENT_ID"],
-                        args.role, args.tenant))
+    print(
+        seed.id_token(
+            cognito, env["EMR_USER_POOL_ID"], env["EMR_APP_CLIENT_ID"], args.role, args.tenant
+        )
+    )
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -130,9 +140,11 @@ def cmd_import(args: argparse.Namespace) -> None:
     from devstack.importer import import_folder
 
     report = import_folder(Path(args.dir), args.tenant)
-    print(f"{report.files} bundles: {len(report.created)} patients created, "
-          f"{len(report.existing)} already there; other resources not imported yet: "
-          f"{dict(report.skipped_types) or 'none'}")
+    print(
+        f"{report.files} bundles: {len(report.created)} patients created, "
+        f"{len(report.existing)} already there; other resources not imported yet: "
+        f"{dict(report.skipped_types) or 'none'}"
+    )
 
 
 def cmd_package(args: argparse.Namespace) -> None:

@@ -30,9 +30,16 @@ class ImportReport:
 
 
 def _draft(tenant: str, action: str) -> AuditDraft:
-    return AuditDraft(action=action, request_id=new_id(), route="import", source_ip=None,
-                      tenant=tenant, actor="system:import", actor_name="importer",
-                      roles=IMPORT_ROLES)
+    return AuditDraft(
+        action=action,
+        request_id=new_id(),
+        route="import",
+        source_ip=None,
+        tenant=tenant,
+        actor="system:import",
+        actor_name="importer",
+        roles=IMPORT_ROLES,
+    )
 
 
 def _patients(bundle: dict[str, Any], report: ImportReport) -> list[dict[str, Any]]:
@@ -50,8 +57,9 @@ def _already_there(tenant: str, patient: dict[str, Any]) -> str | None:
     for ident in patient.get("identifier") or []:
         if ident.get("system") and ident.get("value"):
             key = f"{ident['system']}|{ident['value']}"
-            page = service.search_patients(tenant, _draft(tenant, "patient.search"),
-                                           {"identifier": [key], "_count": ["1"]})
+            page = service.search_patients(
+                tenant, _draft(tenant, "patient.search"), {"identifier": [key], "_count": ["1"]}
+            )
             if page.resources:
                 return str(page.resources[0]["id"])
             return None

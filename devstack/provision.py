@@ -6,12 +6,20 @@ local resources, and translates each resource's Properties into the service API
 calls. No property value is repeated here; only local *names* are chosen here
 (CloudFormation would generate them in a real stack).
 
+Local names: the table, user pool and bucket names are arguments; queue and rule
+names are derived from the logical id with the table name as prefix
+(`EmrAuditQueue` -> `emr-local-audit`, `EmrAuditDLQ` -> `emr-local-audit-dlq`,
+`EmrAuditRule` -> `emr-local-audit-rule`); names the template itself gives (bus
+`emr`, client `emr-app`, aliases) are used as they are.
+
 Idempotent: a resource that already exists (found by name, or by alias for KMS
-keys) is reused as it is and nothing is created twice. Resources of a type in
-`LOCAL_SKIPPED` are not created locally; resources without a `Type` are
-fragments merged into Chalice's own resources (functions, roles) and are not
-provisioned either. Any other type makes `provision` raise before it creates
-anything, so the template and this module cannot drift apart silently.
+keys) is reused as it is (not reconfigured) and nothing is created twice.
+
+Resources of a type in `LOCAL_SKIPPED` are not created locally; resources without
+a `Type` are fragments merged into Chalice's own resources (functions, roles) and
+are not provisioned either. Any other type, or a property of a handled type that
+is not translated, makes `provision` raise before it creates anything, so the
+template and this module cannot drift apart silently.
 """
 
 from __future__ import annotations
@@ -122,19 +130,26 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 def check_supported(template: Mapping[str, Any]) -> None:
-    """Raise unless every typed resource is either handled or explicitly skipped."""
-    unknown = sorted(
-        f"{logical_id} ({resource['Type']})"
-        for logical_id, resource in template["Resources"].items()
-        if "Type" in resource
-        and resource["Type"] not in HANDLERS
-        and resource["Type"] not in LOCAL_SKIPPED
-    )
+    """Raise unless every typed resource is handled or explicitly skipped, and every
+    property of a handled resource is translated (nothing is dropped silently)."""
+    unknown: list[str] = []
+    untranslated: list[str] = []
+    for logical_id, resource in template["Resources"].items():
+        type_ = resource.get("Type")
+        if type_ is None or type_ in LOCAL_SKIPPED:
+            continue
+        if type_ not in HANDLERS:
+            unknown.append(f"{logical_id} ({type_})")
+            continue
+        extra = sorted(set(resource.get("Properties", {})) - HANDLERS[type_].properties)
+        untranslated.extend(f"{logical_id}.{name}" for name in extra)
     if unknown:
         raise ProvisionError(
             "resource types neither provisioned locally nor listed in LOCAL_SKIPPED: "
             + ", ".join(unknown)
         )
+    if untranslated:
+        raise ProvisionError("properties not translated locally: " + ", ".join(untranslated))
 
 
 def provision(
@@ -149,8 +164,9 @@ def provision(
     """Create (or find) every local resource of the template on `endpoint`."""
     source = template if template is not None else load_template()
     check_supported(source)
-    names = LocalNames(prefix=table_name, table=table_name, user_pool=user_pool_name,
-                       bucket=bucket_name)
+    names = LocalNames(
+        prefix=table_name, table=table_name, user_pool=user_pool_name, bucket=bucket_name
+    )
     provisioner = Provisioner(source, Clients(endpoint, region), names)
     for logical_id in provisioner.provisionable():
         provisioner.ensure(logical_id)
@@ -208,7 +224,7 @@ class Provisioner:
         for dependency in _depends_on(resource):
             self.ensure(dependency)
         properties = self.resolve(resource.get("Properties", {}))
-        self._done[logical_id] = HANDLERS[resource["Type"]](self, logical_id, properties)
+        self._done[logical_id] = HANDLERS[resource["Type"]].create(self, logical_id, properties)
         self._in_progress.discard(logical_id)
         return self._done[logical_id]
 
@@ -227,7 +243,9 @@ class Provisioner:
         if name == "Ref":
             return self._ref(argument)
         if name == "Fn::GetAtt":
-            logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            logical_id, attribute = (
+                argument if isinstance(argument, list) else argument.split(".", 1)
+            )
             return self._get_att(logical_id, attribute)
         if name == "Fn::Sub":
             return self._sub(argument)
@@ -309,25 +327,17 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _only(logical_id: str, properties: Mapping[str, Any], known: frozenset[str]) -> None:
-    """Refuse properties the translation does not know (they would be dropped silently)."""
-    extra = sorted(set(properties) - known)
-    if extra:
-        raise ProvisionError(f"{logical_id}: properties not translated locally: {extra}")
-
-
 def _pick(properties: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
     return {key: properties[key] for key in keys if key in properties}
 
 
 # --- KMS -------------------------------------------------------------------------------
 
-_KEY_CREATE = frozenset({"Description", "KeyUsage", "KeySpec", "MultiRegion", "Origin", "Tags"})
-_KEY_PROPS = _KEY_CREATE | {"KeyPolicy", "EnableKeyRotation", "Enabled", "PendingWindowInDays"}
+_KEY_CREATE = frozenset({"Description", "KeyUsage", "KeySpec", "MultiRegion", "Origin"})
+_KEY_PROPS = _KEY_CREATE | {"KeyPolicy", "EnableKeyRotation"}
 
 
 def _kms_key(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _KEY_PROPS)
     aliases = p.alias_names_of(logical_id)
     if not aliases:
         raise ProvisionError(f"{logical_id}: a KMS key needs an alias to be found again")
@@ -354,7 +364,6 @@ def _find_key(kms: Any, alias: str) -> dict[str, Any] | None:
 
 
 def _kms_alias(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, frozenset({"AliasName", "TargetKeyId"}))
     kms = p.clients["kms"]
     if _find_key(kms, props["AliasName"]) is None:
         kms.create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
@@ -386,7 +395,6 @@ _TABLE_PROPS = _TABLE_CREATE | {
 
 
 def _dynamodb_table(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _TABLE_PROPS)
     dynamodb = p.clients["dynamodb"]
     name = props.get("TableName", p.names.table)
     try:
@@ -448,14 +456,13 @@ _POOL_PROPS = _POOL_CREATE | {"UserPoolName", "EnabledMfas"}
 
 
 def _user_pool(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _POOL_PROPS)
     cognito = p.clients["cognito-idp"]
     name = props.get("UserPoolName", p.names.user_pool)
     pool_id = _find_user_pool(cognito, name)
     if pool_id is None:
-        pool_id = cognito.create_user_pool(PoolName=name, **_pick(props, _POOL_CREATE))[
-            "UserPool"
-        ]["Id"]
+        pool_id = cognito.create_user_pool(PoolName=name, **_pick(props, _POOL_CREATE))["UserPool"][
+            "Id"
+        ]
         if "SOFTWARE_TOKEN_MFA" in props.get("EnabledMfas", []):
             cognito.set_user_pool_mfa_config(
                 UserPoolId=pool_id,
@@ -501,7 +508,6 @@ _CLIENT_CREATE = frozenset(
 
 
 def _user_pool_client(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _CLIENT_CREATE | {"UserPoolId", "ClientName"})
     cognito = p.clients["cognito-idp"]
     pool_id = props["UserPoolId"]
     name = props.get("ClientName", p.names.of(logical_id))
@@ -526,7 +532,6 @@ _GROUP_PROPS = frozenset({"GroupName", "UserPoolId", "Description", "Precedence"
 
 
 def _user_pool_group(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _GROUP_PROPS)
     cognito = p.clients["cognito-idp"]
     try:
         cognito.get_group(GroupName=props["GroupName"], UserPoolId=props["UserPoolId"])
@@ -541,7 +546,6 @@ def _user_pool_group(p: Provisioner, logical_id: str, props: dict[str, Any]) -> 
 
 
 def _event_bus(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, frozenset({"Name", "Description", "Tags"}))
     events = p.clients["events"]
     try:
         bus = events.describe_event_bus(Name=props["Name"])
@@ -557,7 +561,6 @@ _RULE_PUT = frozenset({"EventBusName", "ScheduleExpression", "State", "Descripti
 
 
 def _events_rule(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _RULE_PUT | {"Name", "EventPattern", "Targets"})
     events = p.clients["events"]
     name = props.get("Name", p.names.of(logical_id))
     bus = props.get("EventBusName", "default")
@@ -602,17 +605,19 @@ _QUEUE_ATTRIBUTES = frozenset(
 
 
 def _sqs_queue(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _QUEUE_ATTRIBUTES | {"QueueName", "Tags"})
     sqs = p.clients["sqs"]
     name = props.get("QueueName", p.names.of(logical_id, drop_suffix="Queue"))
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as error:
-        if _error_code(error) not in {"AWS.SimpleQueueService.NonExistentQueue",
-                                      "QueueDoesNotExist"}:
+        if _error_code(error) not in {
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        }:
             raise
-        attributes = {key: _attribute(value) for key, value in
-                      _pick(props, _QUEUE_ATTRIBUTES).items()}
+        attributes = {
+            key: _attribute(value) for key, value in _pick(props, _QUEUE_ATTRIBUTES).items()
+        }
         tags = {tag["Key"]: tag["Value"] for tag in props.get("Tags", [])}
         url = sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -641,7 +646,6 @@ _BUCKET_PROPS = frozenset(
 
 
 def _s3_bucket(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
-    _only(logical_id, props, _BUCKET_PROPS)
     s3 = p.clients["s3"]
     name = props.get("BucketName", p.names.bucket)
     if not _bucket_exists(s3, name):
@@ -698,17 +702,25 @@ def _configure_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
             apply(s3, name, props[key])
 
 
-Handler = Callable[[Provisioner, str, dict[str, Any]], LocalResource]
+@dataclass(frozen=True)
+class Translation:
+    """How one resource type is created locally, and the properties it translates."""
 
-HANDLERS: dict[str, Handler] = {
-    "AWS::KMS::Key": _kms_key,
-    "AWS::KMS::Alias": _kms_alias,
-    "AWS::DynamoDB::Table": _dynamodb_table,
-    "AWS::Cognito::UserPool": _user_pool,
-    "AWS::Cognito::UserPoolClient": _user_pool_client,
-    "AWS::Cognito::UserPoolGroup": _user_pool_group,
-    "AWS::Events::EventBus": _event_bus,
-    "AWS::Events::Rule": _events_rule,
-    "AWS::SQS::Queue": _sqs_queue,
-    "AWS::S3::Bucket": _s3_bucket,
+    create: Callable[[Provisioner, str, dict[str, Any]], LocalResource]
+    properties: frozenset[str]
+
+
+HANDLERS: dict[str, Translation] = {
+    "AWS::KMS::Key": Translation(_kms_key, _KEY_PROPS),
+    "AWS::KMS::Alias": Translation(_kms_alias, frozenset({"AliasName", "TargetKeyId"})),
+    "AWS::DynamoDB::Table": Translation(_dynamodb_table, _TABLE_PROPS),
+    "AWS::Cognito::UserPool": Translation(_user_pool, _POOL_PROPS),
+    "AWS::Cognito::UserPoolClient": Translation(
+        _user_pool_client, _CLIENT_CREATE | {"UserPoolId", "ClientName"}
+    ),
+    "AWS::Cognito::UserPoolGroup": Translation(_user_pool_group, _GROUP_PROPS),
+    "AWS::Events::EventBus": Translation(_event_bus, frozenset({"Name", "Description", "Tags"})),
+    "AWS::Events::Rule": Translation(_events_rule, _RULE_PUT | {"Name", "EventPattern", "Targets"}),
+    "AWS::SQS::Queue": Translation(_sqs_queue, _QUEUE_ATTRIBUTES | {"QueueName", "Tags"}),
+    "AWS::S3::Bucket": Translation(_s3_bucket, _BUCKET_PROPS),
 }

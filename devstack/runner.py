@@ -47,8 +47,10 @@ class StreamRunner:
                 if failures:
                     first = failures[0]["itemIdentifier"]
                     self._iterators[sid] = self._streams.get_shard_iterator(
-                        StreamArn=self._arn, ShardId=sid,
-                        ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=first,
+                        StreamArn=self._arn,
+                        ShardId=sid,
+                        ShardIteratorType="AT_SEQUENCE_NUMBER",
+                        SequenceNumber=first,
                     )["ShardIterator"]
                     handled += len(records) - len(failures)
                     continue

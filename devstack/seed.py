@@ -12,8 +12,16 @@ from typing import Any
 from devstack.importer import ImportReport, import_folder
 
 TENANTS = ("demo-clinic", "other-clinic")
-ROLES = ("clinician", "prescriber", "front_desk", "biller", "care_coordinator",
-         "supervisor", "admin", "compliance")
+ROLES = (
+    "clinician",
+    "prescriber",
+    "front_desk",
+    "biller",
+    "care_coordinator",
+    "supervisor",
+    "admin",
+    "compliance",
+)
 DEMO_PASSWORD = "Demo-Passw0rd-2026!"  # local stack only; documented in the README
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo" / "synthea"
 OTHER_CLINIC_BUNDLES = 2  # other-clinic gets the first two demo patients
@@ -34,12 +42,17 @@ def ensure_users(cognito: Any, pool_id: str) -> list[str]:
             except cognito.exceptions.UserNotFoundException:
                 pass
             cognito.admin_create_user(
-                UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS",
-                UserAttributes=[{"Name": "email", "Value": name},
-                                {"Name": "custom:tenant", "Value": tenant}],
+                UserPoolId=pool_id,
+                Username=name,
+                MessageAction="SUPPRESS",
+                UserAttributes=[
+                    {"Name": "email", "Value": name},
+                    {"Name": "custom:tenant", "Value": tenant},
+                ],
             )
-            cognito.admin_set_user_password(UserPoolId=pool_id, Username=name,
-                                            Password=DEMO_PASSWORD, Permanent=True)
+            cognito.admin_set_user_password(
+                UserPoolId=pool_id, Username=name, Password=DEMO_PASSWORD, Permanent=True
+            )
             cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=name, GroupName=role)
             created.append(name)
     return created
@@ -47,7 +60,9 @@ def ensure_users(cognito: Any, pool_id: str) -> list[str]:
 
 def id_token(cognito: Any, pool_id: str, client_id: str, role: str, tenant: str) -> str:
     resp = cognito.admin_initiate_auth(
-        UserPoolId=pool_id, ClientId=client_id, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        UserPoolId=pool_id,
+        ClientId=client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
         AuthParameters={"USERNAME": username(role, tenant), "PASSWORD": DEMO_PASSWORD},
     )
     return str(resp["AuthenticationResult"]["IdToken"])

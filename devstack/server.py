@@ -15,10 +15,12 @@ from typing import Any
 from chalice.config import Config
 from chalice.local import ChaliceRequestHandler, LocalDevServer, LocalGatewayException
 
-NOT_FOUND = json.dumps({
-    "resourceType": "OperationOutcome",
-    "issue": [{"severity": "error", "code": "not-found", "diagnostics": "Unknown route"}],
-}).encode()
+NOT_FOUND = json.dumps(
+    {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-found", "diagnostics": "Unknown route"}],
+    }
+).encode()
 
 
 class EmrRequestHandler(ChaliceRequestHandler):
@@ -28,7 +30,7 @@ class EmrRequestHandler(ChaliceRequestHandler):
             return
         super()._send_error_response(error)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         path = self.path.split("?", 1)[0]
         status = args[1] if len(args) > 1 else "-"
         sys.stderr.write(f"{self.address_string()} {self.command} {path} {status}\n")
@@ -39,6 +41,11 @@ def make_server(app: Any, host: str, port: int) -> LocalDevServer:
 
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
-    config = Config.create(chalice_stage="local", app_name="emr", chalice_app=app,
-                           lambda_timeout=30, lambda_memory_size=1024)
+    config = Config.create(
+        chalice_stage="local",
+        app_name="emr",
+        chalice_app=app,
+        lambda_timeout=30,
+        lambda_memory_size=1024,
+    )
     return LocalDevServer(app, config, host, port, handler_cls=EmrRequestHandler)

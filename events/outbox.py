@@ -3,11 +3,10 @@ the change it reports; the table stream hands it to the publisher."""
 
 from __future__ import annotations
 
+from events.envelope import DomainEvent
 from models import keys
 from models.items import OutboxItem
 from models.uow import UnitOfWork
-
-from events.envelope import DomainEvent
 
 RETENTION_S = 7 * 24 * 3600
 

@@ -75,6 +75,7 @@ _processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=handle_record, processor=_processor, context=context
     )
+    return dict(response)

@@ -50,9 +50,23 @@ def to_item(record: AuditRecord) -> AuditItem:
     fields: dict[str, Any] = {
         name: getattr(record, name)
         for name in (
-            "audit_id", "actor", "actor_name", "roles", "action", "outcome", "status",
-            "request_id", "at", "source_ip", "route", "resource_type", "resource_id",
-            "patient_id", "version", "query_params", "result_count",
+            "audit_id",
+            "actor",
+            "actor_name",
+            "roles",
+            "action",
+            "outcome",
+            "status",
+            "request_id",
+            "at",
+            "source_ip",
+            "route",
+            "resource_type",
+            "resource_id",
+            "patient_id",
+            "version",
+            "query_params",
+            "result_count",
         )
     }
     item = AuditItem(pk, sk, tenant=record.tenant or "-", **fields)

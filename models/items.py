@@ -89,7 +89,7 @@ class AuditItem(TableItem, discriminator="audit"):
     at = UnicodeAttribute()
     actor = UnicodeAttribute()
     actor_name = UnicodeAttribute(null=True)
-    roles = ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    roles = ListAttribute(of=UnicodeAttribute, default=list)
     action = UnicodeAttribute()
     outcome = UnicodeAttribute()
     status = NumberAttribute()
@@ -100,7 +100,7 @@ class AuditItem(TableItem, discriminator="audit"):
     request_id = UnicodeAttribute()
     source_ip = UnicodeAttribute(null=True)
     route = UnicodeAttribute(null=True)
-    query_params = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    query_params = ListAttribute(of=UnicodeAttribute, null=True)
     result_count = NumberAttribute(null=True)
 
 

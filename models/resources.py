@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import DeleteError
+from pynamodb.expressions.condition import Condition
 
 from models import keys
 from models.crypto import envelope
@@ -79,7 +80,9 @@ def stage_version(uow: UnitOfWork, v: Version, blob: bytes | None, expected: int
     its history item. `expected=None` means create: the item must not exist."""
     pk = keys.patient_pk(v.tenant, v.patient_id)
     current = ResourceItem(
-        pk, keys.resource_sk(v.resource_type, v.resource_id), **_fields(v, blob),
+        pk,
+        keys.resource_sk(v.resource_type, v.resource_id),
+        **_fields(v, blob),
         tokens=set(v.tokens) or None,
     )
     if v.resource_type == "Patient" and not v.deleted:
@@ -115,9 +118,7 @@ def stage_search_removal(uow: UnitOfWork, tenant: str, patient_id: str, tokens: 
         uow.delete("search", SearchEntryItem(pk, keys.search_entry_sk(token)))
 
 
-def remove_stale_entries(
-    tenant: str, patient_id: str, tokens: set[str], below_version: int
-) -> int:
+def remove_stale_entries(tenant: str, patient_id: str, tokens: set[str], below_version: int) -> int:
     """Delete entries of `tokens` still at a version older than `below_version`.
 
     Called from the table stream after an update dropped tokens. The condition
@@ -135,7 +136,9 @@ def remove_stale_entries(
     return removed
 
 
-def get_current(tenant: str, patient_id: str, resource_type: str, resource_id: str) -> ResourceItem | None:
+def get_current(
+    tenant: str, patient_id: str, resource_type: str, resource_id: str
+) -> ResourceItem | None:
     try:
         return ResourceItem.get(
             keys.patient_pk(tenant, patient_id),
@@ -160,12 +163,17 @@ def get_version(
 
 
 def history_page(
-    tenant: str, patient_id: str, resource_type: str, resource_id: str, count: int,
+    tenant: str,
+    patient_id: str,
+    resource_type: str,
+    resource_id: str,
+    count: int,
     before_version: int | None,
 ) -> tuple[list[HistoryItem], bool]:
     """Newest first; one Query. Returns the page and whether older versions remain."""
     pk = keys.patient_pk(tenant, patient_id)
     prefix = keys.history_prefix(resource_type, resource_id)
+    condition: Condition
     if before_version is None:
         condition = HistoryItem.sk.startswith(prefix)
     else:
@@ -178,11 +186,15 @@ def history_page(
     )
     page = result.page_iter.next()
     items = [TableItem.from_raw_data(raw) for raw in page.get("Items", [])]
-    return [i for i in items if isinstance(i, HistoryItem)], page.get("LastEvaluatedKey") is not None
+    return [i for i in items if isinstance(i, HistoryItem)], page.get(
+        "LastEvaluatedKey"
+    ) is not None
 
 
 def query_index(
-    gsi1pk: str, count: int, start_key: dict[str, dict[str, str]] | None,
+    gsi1pk: str,
+    count: int,
+    start_key: dict[str, dict[str, str]] | None,
     filter_tokens: list[str],
 ) -> tuple[list[TableItem], dict[str, Any] | None]:
     """One Query on gsi1: a page of current Patients or of search entries."""

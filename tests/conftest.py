@@ -39,3 +39,68 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "synthea").is_dir():
         pytest.fail(f"test data folder missing: {SHARED_DATA} (see README, 'Test data')")
     return SHARED_DATA
+
+
+class Api:
+    """Chalice's test client (the local gateway, in process) plus demo tokens."""
+
+    def __init__(self, stack) -> None:  # type: ignore[no-untyped-def]
+        import boto3
+        from chalice.test import Client
+
+        import app as app_module
+        from devstack import seed
+
+        self._seed = seed
+        self._stack = stack
+        self._cognito = boto3.client("cognito-idp")
+        seed.ensure_users(self._cognito, stack.user_pool_id)
+        self._tokens: dict[tuple[str, str], str] = {}
+        self.client = Client(app_module.app)
+        self.http = self.client.http
+
+    def token(self, role: str = "clinician", tenant: str = "demo-clinic") -> str:
+        if (role, tenant) not in self._tokens:
+            self._tokens[(role, tenant)] = self._seed.id_token(
+                self._cognito, self._stack.user_pool_id, self._stack.app_client_id, role, tenant
+            )
+        return self._tokens[(role, tenant)]
+
+    def headers(self, role: str = "clinician", tenant: str = "demo-clinic", **extra: str):  # type: ignore[no-untyped-def]
+        h = {
+            "Authorization": f"Bearer {self.token(role, tenant)}",
+            "Content-Type": "application/fhir+json",
+        }
+        h.update({k.replace("_", "-"): v for k, v in extra.items()})
+        return h
+
+    def create(self, body: dict, role: str = "clinician", tenant: str = "demo-clinic") -> dict:  # type: ignore[type-arg]
+        import json
+
+        r = self.http.post(
+            "/fhir/R4/Patient", headers=self.headers(role, tenant), body=json.dumps(body)
+        )
+        assert r.status_code == 201, r.body
+        return json.loads(r.body)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def api(stack) -> Api:  # type: ignore[no-untyped-def]
+    return Api(stack)
+
+
+def patient_body(
+    family: str = "Testperson",
+    given: str = "Alex",
+    birth: str = "1985-06-15",
+    mrn: str | None = None,
+) -> dict:  # type: ignore[type-arg]
+    body = {
+        "resourceType": "Patient",
+        "name": [{"family": family, "given": [given]}],
+        "birthDate": birth,
+        "gender": "unknown",
+    }
+    if mrn:
+        body["identifier"] = [{"system": "urn:emr:mrn", "value": mrn}]
+    return body

@@ -27,7 +27,7 @@ def _current() -> Any:
 @bp.route("/fhir/R4/AuditEvent", methods=["GET"], content_types=ANY)
 @fhir_view(_current, Action.AUDIT_READ)
 def audit_events(ctx: RequestContext) -> Response:
-    params = ctx.request.query_params or {}
+    params: dict[str, str] = dict(ctx.request.query_params or {})
     query = service.parse(params)
     count = parse_count(params.get("_count", "50"))
     page = service.patient_audit(ctx.tenant, ctx.audit, query, count)
@@ -35,6 +35,12 @@ def audit_events(ctx: RequestContext) -> Response:
     links = {"self": link(ctx.base_url, "AuditEvent", kept)}
     if page.next_cursor:
         links["next"] = link(ctx.base_url, "AuditEvent", [*kept, ("_cursor", page.next_cursor)])
-    entries = [{"fullUrl": f"{ctx.base_url}/AuditEvent/{e['id']}", "resource": e,
-                "search": {"mode": "match"}} for e in page.events]
+    entries = [
+        {
+            "fullUrl": f"{ctx.base_url}/AuditEvent/{e['id']}",
+            "resource": e,
+            "search": {"mode": "match"},
+        }
+        for e in page.events
+    ]
     return fhir_response(bundle("searchset", entries, links))

@@ -12,10 +12,24 @@ from models import audit as audit_store
 from models import keys
 from models.items import AuditItem
 
-ACTION_CODES = {"create": "C", "read": "R", "search": "E", "history": "R", "update": "U",
-                "delete": "D"}
-OUTCOME_CODES = {"success": "0", "invalid": "4", "not-found": "4", "gone": "4",
-                 "conflict": "4", "denied": "8", "unauthenticated": "8", "error": "12"}
+ACTION_CODES = {
+    "create": "C",
+    "read": "R",
+    "search": "E",
+    "history": "R",
+    "update": "U",
+    "delete": "D",
+}
+OUTCOME_CODES = {
+    "success": "0",
+    "invalid": "4",
+    "not-found": "4",
+    "gone": "4",
+    "conflict": "4",
+    "denied": "8",
+    "unauthenticated": "8",
+    "error": "12",
+}
 SUPPORTED = {"patient", "_count", "_cursor"}
 
 
@@ -34,12 +48,18 @@ class AuditPage:
 def parse(params: dict[str, str]) -> AuditQuery:
     unknown = set(params) - SUPPORTED
     if unknown:
-        raise Invalid(Issue("invalid", "Supported parameters: patient, _count, _cursor.",
-                            [f"AuditEvent.search.{sorted(unknown)[0]}"]))
+        raise Invalid(
+            Issue(
+                "invalid",
+                "Supported parameters: patient, _count, _cursor.",
+                [f"AuditEvent.search.{sorted(unknown)[0]}"],
+            )
+        )
     patient = (params.get("patient") or "").removeprefix("Patient/")
     if not patient or not keys.valid_id(patient):
-        raise Invalid(Issue("required", "patient=<Patient id> is required.",
-                            ["AuditEvent.search.patient"]))
+        raise Invalid(
+            Issue("required", "patient=<Patient id> is required.", ["AuditEvent.search.patient"])
+        )
     return AuditQuery(patient, params.get("_cursor"))
 
 
@@ -49,8 +69,9 @@ def _decode_cursor(cursor: str | None) -> str | None:
     try:
         return base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
     except (ValueError, UnicodeDecodeError):
-        raise Invalid(Issue("invalid", "_cursor is not valid.",
-                            ["AuditEvent.search._cursor"])) from None
+        raise Invalid(
+            Issue("invalid", "_cursor is not valid.", ["AuditEvent.search._cursor"])
+        ) from None
 
 
 def patient_audit(tenant: str, audit: AuditDraft, query: AuditQuery, count: int) -> AuditPage:
@@ -68,29 +89,44 @@ def to_audit_event(item: AuditItem) -> dict[str, Any]:
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": item.audit_id,
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                 "code": "rest", "display": "RESTful Operation"},
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
         "subtype": [{"system": "urn:emr:action", "code": item.action}],
         "action": ACTION_CODES.get(verb, "E"),
         "recorded": item.at,
         "outcome": OUTCOME_CODES.get(item.outcome, "4"),
         "outcomeDesc": f"{item.outcome} ({int(item.status)})",
-        "agent": [{
-            "who": {"identifier": {"system": "urn:emr:user", "value": item.actor},
-                    "display": item.actor_name},
-            "role": [{"text": r} for r in item.roles],
-            "requestor": True,
-            "network": {"address": item.source_ip, "type": "2"} if item.source_ip else None,
-        }],
-        "source": {"observer": {"display": "emr-api"},
-                   "type": [{"code": "3", "display": "Web Server"}]},
-        "entity": [{"what": {"reference": f"Patient/{item.patient_id}"}, "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"}}],
+        "agent": [
+            {
+                "who": {
+                    "identifier": {"system": "urn:emr:user", "value": item.actor},
+                    "display": item.actor_name,
+                },
+                "role": [{"text": r} for r in item.roles],
+                "requestor": True,
+                "network": {"address": item.source_ip, "type": "2"} if item.source_ip else None,
+            }
+        ],
+        "source": {
+            "observer": {"display": "emr-api"},
+            "type": [{"code": "3", "display": "Web Server"}],
+        },
+        "entity": [
+            {
+                "what": {"reference": f"Patient/{item.patient_id}"},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "1",
+                },
+            }
+        ],
         "extension": [{"url": "urn:emr:request-id", "valueString": item.request_id}],
     }
     if item.resource_type and item.resource_id:
-        event["entity"].append({"what": {"reference":
-                                         f"{item.resource_type}/{item.resource_id}"}})
+        event["entity"].append({"what": {"reference": f"{item.resource_type}/{item.resource_id}"}})
     agent = event["agent"][0]
     event["agent"][0] = {k: v for k, v in agent.items() if v is not None}
     return event

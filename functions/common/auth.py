@@ -11,6 +11,7 @@ access tokens (ADR 0004).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
@@ -42,7 +43,7 @@ def _fail(reason: str) -> Unauthenticated:
     )
 
 
-def bearer_token(headers: dict[str, str]) -> str:
+def bearer_token(headers: Mapping[str, str]) -> str:
     value = headers.get("authorization") or headers.get("Authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -76,7 +77,7 @@ def verify(token: str) -> dict[str, Any]:
     return claims
 
 
-def principal_from(headers: dict[str, str]) -> Principal:
+def principal_from(headers: Mapping[str, str]) -> Principal:
     claims = verify(bearer_token(headers))
     tenant = claims.get("custom:tenant")
     if not isinstance(tenant, str) or not TENANT_RE.match(tenant):

@@ -53,7 +53,7 @@ class RequestContext:
 def fhir_response(
     body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    all_headers = {"Content-Type": FHIR_JSON, **(headers or {})}
+    all_headers: dict[str, str | list[str]] = {"Content-Type": FHIR_JSON, **(headers or {})}
     text = "" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return Response(body=text, status_code=status, headers=all_headers)
 
@@ -110,7 +110,9 @@ def read_json_body(request: Request) -> dict[str, Any]:
 View = Callable[..., Response]
 
 
-def fhir_view(current: Callable[[], Request], action: Action) -> Callable[[View], Callable[..., Response]]:
+def fhir_view(
+    current: Callable[[], Request], action: Action
+) -> Callable[[View], Callable[..., Response]]:
     """Wrap a view that takes (ctx, **path_params) and returns a Response."""
 
     def decorate(view: View) -> Callable[..., Response]:
@@ -119,10 +121,13 @@ def fhir_view(current: Callable[[], Request], action: Action) -> Callable[[View]
             request = current()
             started = time.perf_counter()
             draft = AuditDraft(
-                action=action.value, request_id=_request_id(request),
+                action=action.value,
+                request_id=_request_id(request),
                 route=str((request.context or {}).get("resourcePath", "")),
                 source_ip=_source_ip(request),
             )
+            if "patient_id" in params:
+                draft.concerns("Patient", params["patient_id"], params["patient_id"])
             response = _run(view, request, draft, params, action)
             response = _audit(draft, response)
             _log(request, draft, response, started)
@@ -133,8 +138,9 @@ def fhir_view(current: Callable[[], Request], action: Action) -> Callable[[View]
     return decorate
 
 
-def _run(view: View, request: Request, draft: AuditDraft, params: dict[str, str],
-         action: Action) -> Response:
+def _run(
+    view: View, request: Request, draft: AuditDraft, params: dict[str, str], action: Action
+) -> Response:
     try:
         principal = auth.principal_from(request.headers)
         draft.tenant, draft.actor = principal.tenant, principal.sub
@@ -145,8 +151,9 @@ def _run(view: View, request: Request, draft: AuditDraft, params: dict[str, str]
     except ApiError as err:
         return error_response(err)
     except Exception:
-        logger.exception("unhandled error", extra={"request_id": draft.request_id,
-                                                   "route": draft.route})
+        logger.exception(
+            "unhandled error", extra={"request_id": draft.request_id, "route": draft.route}
+        )
         return error_response(ApiError(INTERNAL))
 
 
@@ -164,9 +171,14 @@ def _log(request: Request, draft: AuditDraft, response: Response, started: float
     logger.info(
         "request",
         extra={
-            "request_id": draft.request_id, "method": request.method, "route": draft.route,
-            "status": response.status_code, "tenant": draft.tenant, "actor": draft.actor,
-            "action": draft.action, "ms": round((time.perf_counter() - started) * 1000, 2),
+            "request_id": draft.request_id,
+            "method": request.method,
+            "route": draft.route,
+            "status": response.status_code,
+            "tenant": draft.tenant,
+            "actor": draft.actor,
+            "action": draft.action,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )
 

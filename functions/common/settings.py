@@ -24,7 +24,9 @@ class ApiSettings:
 def api_settings() -> ApiSettings:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     pool = os.environ.get("EMR_USER_POOL_ID", "")
-    issuer = os.environ.get("EMR_JWT_ISSUER") or f"https://cognito-idp.{region}.amazonaws.com/{pool}"
+    issuer = (
+        os.environ.get("EMR_JWT_ISSUER") or f"https://cognito-idp.{region}.amazonaws.com/{pool}"
+    )
     return ApiSettings(
         region=region,
         user_pool_id=pool,

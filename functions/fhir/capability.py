@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 SEARCH_PARAMS = [
-    ("family", "string", "Starts-with match on any family-name word; case- and "
-     "accent-insensitive; at least 2 characters per word; compared on the first 20."),
+    (
+        "family",
+        "string",
+        "Starts-with match on any family-name word; case- and "
+        "accent-insensitive; at least 2 characters per word; compared on the first 20.",
+    ),
     ("given", "string", "As family, on given names."),
     ("name", "string", "As family, on family or given names (not prefix/suffix/text)."),
-    ("birthdate", "date", "Equality at year, month or day precision (YYYY, YYYY-MM, "
-     "YYYY-MM-DD, optional 'eq'); no ranges."),
+    (
+        "birthdate",
+        "date",
+        "Equality at year, month or day precision (YYYY, YYYY-MM, "
+        "YYYY-MM-DD, optional 'eq'); no ranges.",
+    ),
     ("identifier", "token", "Exact match on [system|]value."),
 ]
 
@@ -27,20 +35,22 @@ def capability_statement(base_url: str, released: str) -> dict[str, Any]:
         "implementation": {"description": "Behavioral-health EMR", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "documentation": "Multi-tenant: the tenant is taken from the bearer token only. "
-                             "Search values never leave the server in clear: search works "
-                             "through keyed blind-index tokens, hence the limits stated per "
-                             "parameter. Unknown search parameters and modifiers are refused "
-                             "(400). Search is eventually consistent.",
-            "security": {
-                "cors": False,
-                "description": "Bearer ID token issued by the Amazon Cognito user pool; "
-                               "tenant from custom:tenant, roles from cognito:groups.",
-            },
-            "resource": [_patient()],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Multi-tenant: the tenant is taken from the bearer token only. "
+                "Search values never leave the server in clear: search works "
+                "through keyed blind-index tokens, hence the limits stated per "
+                "parameter. Unknown search parameters and modifiers are refused "
+                "(400). Search is eventually consistent.",
+                "security": {
+                    "cors": False,
+                    "description": "Bearer ID token issued by the Amazon Cognito user pool; "
+                    "tenant from custom:tenant, roles from cognito:groups.",
+                },
+                "resource": [_patient(), _audit_event()],
+            }
+        ],
     }
 
 
@@ -49,9 +59,19 @@ def _patient() -> dict[str, Any]:
         "type": "Patient",
         "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
         "documentation": "name (family or given) and birthDate are required. Updates require "
-                         "If-Match (428 without it, 412 when stale). Bodies up to 256 KiB.",
-        "interaction": [{"code": c} for c in (
-            "read", "vread", "update", "delete", "history-instance", "create", "search-type")],
+        "If-Match (428 without it, 412 when stale). Bodies up to 256 KiB.",
+        "interaction": [
+            {"code": c}
+            for c in (
+                "read",
+                "vread",
+                "update",
+                "delete",
+                "history-instance",
+                "create",
+                "search-type",
+            )
+        ],
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": False,
@@ -60,10 +80,43 @@ def _patient() -> dict[str, Any]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
         "searchParam": [
-            {"name": n, "type": t, "documentation": d,
-             "definition": f"http://hl7.org/fhir/SearchParameter/"
-                           f"{'individual' if n in ('family', 'given') else 'Patient'}-{n}"}
+            {
+                "name": n,
+                "type": t,
+                "documentation": d,
+                "definition": f"http://hl7.org/fhir/SearchParameter/"
+                f"{'individual' if n in ('family', 'given') else 'Patient'}-{n}",
+            }
             for n, t, d in SEARCH_PARAMS
-        ] + [{"name": "_count", "type": "number", "documentation": "Page size, 1 to 100 "
-              "(default 20). Pages follow the Bundle's 'next' link."}],
+        ]
+        + [
+            {
+                "name": "_count",
+                "type": "number",
+                "documentation": "Page size, 1 to 100 "
+                "(default 20). Pages follow the Bundle's 'next' link.",
+            }
+        ],
+    }
+
+
+def _audit_event() -> dict[str, Any]:
+    return {
+        "type": "AuditEvent",
+        "documentation": "Read-only, for the compliance role: the audit trail of one patient, "
+        "newest first. Every request on PHI writes exactly one record.",
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [
+            {
+                "name": "patient",
+                "type": "reference",
+                "documentation": "Required: Patient id.",
+                "definition": "http://hl7.org/fhir/SearchParameter/AuditEvent-patient",
+            },
+            {
+                "name": "_count",
+                "type": "number",
+                "documentation": "Page size, 1 to 100 (default 50).",
+            },
+        ],
     }

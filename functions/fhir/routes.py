@@ -28,8 +28,12 @@ def metadata(request: Request) -> Response:
 
 
 def unknown_type(resource_type: str) -> NotFound:
-    return NotFound(Issue("not-supported", f"Resource type '{resource_type}' is not supported "
-                          "here; see /fhir/R4/metadata."))
+    return NotFound(
+        Issue(
+            "not-supported",
+            f"Resource type '{resource_type}' is not supported here; see /fhir/R4/metadata.",
+        )
+    )
 
 
 @bp.route("/fhir/R4/{resource_type}", methods=ALL, content_types=["*/*"])

@@ -47,11 +47,18 @@ def create(ctx: RequestContext) -> Response:
 def search(ctx: RequestContext) -> Response:
     params = _params(ctx)
     page = service.search_patients(ctx.tenant, ctx.audit, params)
-    entries = [{"fullUrl": f"{ctx.base_url}/Patient/{r['id']}", "resource": r,
-                "search": {"mode": "match"}} for r in page.resources]
+    entries = [
+        {"fullUrl": f"{ctx.base_url}/Patient/{r['id']}", "resource": r, "search": {"mode": "match"}}
+        for r in page.resources
+    ]
     kept = [(k, v) for k, vs in sorted(params.items()) if k != "_cursor" for v in vs]
-    links = {"self": link(ctx.base_url, "Patient", [*kept] + (
-        [("_cursor", params["_cursor"][0])] if "_cursor" in params else []))}
+    links = {
+        "self": link(
+            ctx.base_url,
+            "Patient",
+            [*kept] + ([("_cursor", params["_cursor"][0])] if "_cursor" in params else []),
+        )
+    }
     if page.next_cursor:
         links["next"] = link(ctx.base_url, "Patient", [*kept, ("_cursor", page.next_cursor)])
     return fhir_response(bundle("searchset", entries, links))
@@ -91,18 +98,28 @@ def history(ctx: RequestContext, patient_id: str) -> Response:
     items = []
     for e in entries:
         url = f"{ctx.base_url}/Patient/{patient_id}/_history/{e.version}"
-        entry: dict[str, Any] = {"fullUrl": url, "request": {
-            "method": "DELETE" if e.deleted else ("POST" if e.version == 1 else "PUT"),
-            "url": f"Patient/{patient_id}"},
-            "response": {"status": "204" if e.deleted else ("201" if e.version == 1 else "200"),
-                         "etag": f'W/"{e.version}"', "lastModified": e.last_updated}}
+        entry: dict[str, Any] = {
+            "fullUrl": url,
+            "request": {
+                "method": "DELETE" if e.deleted else ("POST" if e.version == 1 else "PUT"),
+                "url": f"Patient/{patient_id}",
+            },
+            "response": {
+                "status": "204" if e.deleted else ("201" if e.version == 1 else "200"),
+                "etag": f'W/"{e.version}"',
+                "lastModified": e.last_updated,
+            },
+        }
         if e.resource is not None:
             entry["resource"] = e.resource
         items.append(entry)
     links = {"self": link(ctx.base_url, f"Patient/{patient_id}/_history", [("_count", str(count))])}
     if next_before:
-        links["next"] = link(ctx.base_url, f"Patient/{patient_id}/_history",
-                             [("_count", str(count)), ("_before_version", str(next_before))])
+        links["next"] = link(
+            ctx.base_url,
+            f"Patient/{patient_id}/_history",
+            [("_count", str(count)), ("_before_version", str(next_before))],
+        )
     return fhir_response(bundle("history", items, links))
 
 

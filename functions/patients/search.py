@@ -26,8 +26,10 @@ MAX_ENTRIES = 90  # a write must fit one transaction (100 items) with its other 
 def _name_terms(resource: dict[str, Any]) -> set[tuple[str, str]]:
     terms: set[tuple[str, str]] = set()
     for name in resource.get("name") or []:
-        for field_name, values in (("family", [name.get("family") or ""]),
-                                   ("given", name.get("given") or [])):
+        for field_name, values in (
+            ("family", [name.get("family") or ""]),
+            ("given", name.get("given") or []),
+        ):
             for value in values:
                 for word in normalize_words(str(value)):
                     for prefix in prefixes(word):
@@ -54,15 +56,21 @@ def _identifier_terms(resource: dict[str, Any]) -> set[tuple[str, str]]:
 @dataclass(frozen=True)
 class PatientTokens:
     entries: frozenset[str]  # tokens that get an entry item
-    all: frozenset[str]      # every token, stored on each entry for filtering
+    all: frozenset[str]  # every token, stored on each entry for filtering
 
 
 def tokens_for(key: bytes, resource: dict[str, Any]) -> PatientTokens:
     terms = _name_terms(resource) | _date_terms(resource) | _identifier_terms(resource)
     entries = {token(key, ns, v) for ns, v in terms if ns in ENTRY_NAMESPACES}
     if len(entries) > MAX_ENTRIES:
-        raise Invalid(Issue("too-costly", f"Too many searchable values (more than {MAX_ENTRIES} "
-                            "name prefixes, dates and identifiers).", ["Patient.name"]))
+        raise Invalid(
+            Issue(
+                "too-costly",
+                f"Too many searchable values (more than {MAX_ENTRIES} "
+                "name prefixes, dates and identifiers).",
+                ["Patient.name"],
+            )
+        )
     return PatientTokens(frozenset(entries), frozenset(token(key, ns, v) for ns, v in terms))
 
 
@@ -105,8 +113,11 @@ def _string_terms(param: str, value: str) -> list[tuple[str, str, int]]:
 def _date_term(value: str) -> tuple[str, str, int]:
     m = DATE_RE.match(value)
     if not m:
-        raise _bad("birthdate", "birthdate supports eq (or no prefix) with YYYY, YYYY-MM or "
-                   "YYYY-MM-DD; ranges are not supported.")
+        raise _bad(
+            "birthdate",
+            "birthdate supports eq (or no prefix) with YYYY, YYYY-MM or "
+            "YYYY-MM-DD; ranges are not supported.",
+        )
     date = value.removeprefix("eq")
     return ("birthdate", date, 40 if len(date) == 10 else 5)
 

@@ -42,12 +42,22 @@ def _not_found(patient_id: str) -> NotFound:
 
 def _with_meta(body: dict[str, Any], patient_id: str, version: int, at: str) -> dict[str, Any]:
     meta = {"versionId": str(version), "lastUpdated": at}
-    return {"resourceType": TYPE, "id": patient_id, "meta": meta,
-            **{k: v for k, v in body.items() if k not in ("resourceType", "id", "meta")}}
+    return {
+        "resourceType": TYPE,
+        "id": patient_id,
+        "meta": meta,
+        **{k: v for k, v in body.items() if k not in ("resourceType", "id", "meta")},
+    }
 
 
-def _write(tenant: str, audit: AuditDraft, body: dict[str, Any], patient_id: str,
-           version: int, expected: int | None) -> Stored:
+def _write(
+    tenant: str,
+    audit: AuditDraft,
+    body: dict[str, Any],
+    patient_id: str,
+    version: int,
+    expected: int | None,
+) -> Stored:
     at = iso(now())
     resource = _with_meta(body, patient_id, version, at)
     toks = search.tokens_for(blind_index.tenant_key(tenant), resource)
@@ -56,12 +66,20 @@ def _write(tenant: str, audit: AuditDraft, body: dict[str, Any], patient_id: str
     uow = UnitOfWork()
     resources.stage_version(uow, v, blob, expected)
     resources.stage_search_entries(uow, v, blob, toks.all)
-    audit.resource_type, audit.resource_id, audit.patient_id = TYPE, patient_id, patient_id
+    audit.concerns(TYPE, patient_id, patient_id)
     audit.version = version
     audit.stage(uow, 201 if expected is None else 200)
     event_cls = PatientCreated if expected is None else PatientUpdated
-    outbox.stage(uow, event_cls(tenant=tenant, actor=audit.actor, request_id=audit.request_id,
-                                patient_id=patient_id, resource_version=version))
+    outbox.stage(
+        uow,
+        event_cls(
+            tenant=tenant,
+            actor=audit.actor,
+            request_id=audit.request_id,
+            patient_id=patient_id,
+            resource_version=version,
+        ),
+    )
     uow.commit()
     audit.committed()
     return Stored(resource, version, at)
@@ -82,9 +100,9 @@ def _current(tenant: str, patient_id: str) -> ResourceItem:
 
 
 def read_patient(tenant: str, audit: AuditDraft, patient_id: str) -> Stored:
-    audit.resource_type, audit.resource_id = TYPE, patient_id
+    audit.concerns(TYPE, patient_id, patient_id)
     item = _current(tenant, patient_id)
-    audit.patient_id, audit.version = patient_id, int(item.version)
+    audit.version = int(item.version)
     if item.deleted:
         raise Gone(Issue("deleted", f"Patient/{patient_id} was deleted.", ["Patient.id"]))
     return Stored(resources.open_body(item), int(item.version), item.last_updated)
@@ -92,11 +110,12 @@ def read_patient(tenant: str, audit: AuditDraft, patient_id: str) -> Stored:
 
 def parse_if_match(value: str | None) -> int:
     if not value:
-        raise PreconditionRequired(Issue("required", "Updates need If-Match: W/\"<versionId>\".",
-                                         ["If-Match"]))
+        raise PreconditionRequired(
+            Issue("required", 'Updates need If-Match: W/"<versionId>".', ["If-Match"])
+        )
     tag = value.strip().removeprefix("W/").strip('"')
     if not tag.isdigit():
-        raise Invalid(Issue("invalid", "If-Match must be W/\"<versionId>\".", ["If-Match"]))
+        raise Invalid(Issue("invalid", 'If-Match must be W/"<versionId>".', ["If-Match"]))
     return int(tag)
 
 
@@ -106,17 +125,22 @@ def _classify_failure(tenant: str, patient_id: str, expected: int) -> Exception:
         return _not_found(patient_id)
     if item.deleted:
         return Gone(Issue("deleted", f"Patient/{patient_id} was deleted.", ["Patient.id"]))
-    return PreconditionFailed(Issue(
-        "conflict", f"Version {expected} is not current (current is {int(item.version)}).",
-        ["If-Match"]))
+    return PreconditionFailed(
+        Issue(
+            "conflict",
+            f"Version {expected} is not current (current is {int(item.version)}).",
+            ["If-Match"],
+        )
+    )
 
 
-def update_patient(tenant: str, audit: AuditDraft, patient_id: str, body: dict[str, Any],
-                   if_match: str | None) -> Stored:
+def update_patient(
+    tenant: str, audit: AuditDraft, patient_id: str, body: dict[str, Any], if_match: str | None
+) -> Stored:
     """One transaction, no read: the put is conditional on the If-Match version.
     Entries of tokens this version dropped are removed from the table stream
     (events/stream.py), conditionally, so a later version is never harmed."""
-    audit.resource_type, audit.resource_id, audit.patient_id = TYPE, patient_id, patient_id
+    audit.concerns(TYPE, patient_id, patient_id)
     expected = parse_if_match(if_match)
     if not keys.valid_id(patient_id):
         raise _not_found(patient_id)
@@ -131,9 +155,8 @@ def update_patient(tenant: str, audit: AuditDraft, patient_id: str, body: dict[s
 
 def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
     """Tombstone + history + removal of every search entry, in one transaction."""
-    audit.resource_type, audit.resource_id = TYPE, patient_id
+    audit.concerns(TYPE, patient_id, patient_id)
     item = _current(tenant, patient_id)
-    audit.patient_id = patient_id
     if item.deleted:
         audit.version = int(item.version)
         return  # FHIR: deleting a deleted resource succeeds
@@ -145,9 +168,16 @@ def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
     resources.stage_search_removal(uow, tenant, patient_id, set(item.tokens or ()))
     audit.version = version
     audit.stage(uow, 204)
-    outbox.stage(uow, PatientDeleted(tenant=tenant, actor=audit.actor,
-                                     request_id=audit.request_id, patient_id=patient_id,
-                                     resource_version=version))
+    outbox.stage(
+        uow,
+        PatientDeleted(
+            tenant=tenant,
+            actor=audit.actor,
+            request_id=audit.request_id,
+            patient_id=patient_id,
+            resource_version=version,
+        ),
+    )
     try:
         uow.commit()
     except TransactionCancelled:
@@ -156,17 +186,25 @@ def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
 
 
 def read_version(tenant: str, audit: AuditDraft, patient_id: str, version_id: str) -> Stored:
-    audit.resource_type, audit.resource_id = TYPE, patient_id
+    audit.concerns(TYPE, patient_id, patient_id)
     if not keys.valid_id(patient_id) or not version_id.isdigit():
         raise _not_found(patient_id)
     item = resources.get_version(tenant, patient_id, TYPE, patient_id, int(version_id))
     if item is None:
-        raise NotFound(Issue("not-found", f"Patient/{patient_id} has no version {version_id}.",
-                             ["Patient.meta.versionId"]))
-    audit.patient_id, audit.version = patient_id, int(item.version)
+        raise NotFound(
+            Issue(
+                "not-found",
+                f"Patient/{patient_id} has no version {version_id}.",
+                ["Patient.meta.versionId"],
+            )
+        )
+    audit.version = int(item.version)
     if item.deleted:
-        raise Gone(Issue("deleted", f"Version {version_id} records the deletion.",
-                         ["Patient.meta.versionId"]))
+        raise Gone(
+            Issue(
+                "deleted", f"Version {version_id} records the deletion.", ["Patient.meta.versionId"]
+            )
+        )
     return Stored(resources.open_body(item), int(item.version), item.last_updated)
 
 
@@ -178,17 +216,25 @@ class HistoryEntry:
     resource: dict[str, Any] | None
 
 
-def history(tenant: str, audit: AuditDraft, patient_id: str, count: int,
-            before: int | None) -> tuple[list[HistoryEntry], int | None]:
-    audit.resource_type, audit.resource_id = TYPE, patient_id
+def history(
+    tenant: str, audit: AuditDraft, patient_id: str, count: int, before: int | None
+) -> tuple[list[HistoryEntry], int | None]:
+    audit.concerns(TYPE, patient_id, patient_id)
     if not keys.valid_id(patient_id):
         raise _not_found(patient_id)
     items, more = resources.history_page(tenant, patient_id, TYPE, patient_id, count, before)
     if not items and before is None:
         raise _not_found(patient_id)
-    audit.patient_id, audit.result_count = patient_id, len(items)
-    entries = [HistoryEntry(int(i.version), i.last_updated, bool(i.deleted),
-                            None if i.deleted else resources.open_body(i)) for i in items]
+    audit.result_count = len(items)
+    entries = [
+        HistoryEntry(
+            int(i.version),
+            i.last_updated,
+            bool(i.deleted),
+            None if i.deleted else resources.open_body(i),
+        )
+        for i in items
+    ]
     next_before = entries[-1].version if more and entries else None
     return entries, next_before
 

@@ -37,14 +37,18 @@ def _registration_rules(body: dict[str, Any]) -> list[Issue]:
     issues = []
     names = body.get("name") or []
     if not any(isinstance(n, dict) and (n.get("family") or n.get("given")) for n in names):
-        issues.append(Issue("required", "A name with a family or given part is required.",
-                            ["Patient.name"]))
+        issues.append(
+            Issue("required", "A name with a family or given part is required.", ["Patient.name"])
+        )
     if not body.get("birthDate"):
         issues.append(Issue("required", "birthDate is required.", ["Patient.birthDate"]))
     gender = body.get("gender")
     if gender is not None and gender not in GENDERS:
-        issues.append(Issue("value", "gender must be one of male, female, other, unknown.",
-                            ["Patient.gender"]))
+        issues.append(
+            Issue(
+                "value", "gender must be one of male, female, other, unknown.", ["Patient.gender"]
+            )
+        )
     return issues
 
 
@@ -53,15 +57,40 @@ def validate_patient(body: dict[str, Any], *, path_id: str | None) -> dict[str, 
     if body.get("resourceType") != "Patient":
         raise Invalid(Issue("invalid", "resourceType must be 'Patient'.", ["Patient.resourceType"]))
     if path_id is not None and body.get("id") != path_id:
-        raise Invalid(Issue("invalid", "The body's id must equal the id in the URL.", ["Patient.id"]))
+        raise Invalid(
+            Issue("invalid", "The body's id must equal the id in the URL.", ["Patient.id"])
+        )
     from fhir.resources.R4B.patient import Patient  # heavy: only on write paths
     from pydantic import ValidationError
 
     try:
-        Patient.model_validate(body)
+        model = Patient.model_validate(body)
     except ValidationError as exc:
         raise Invalid([_issue(e) for e in exc.errors()]) from None  # type: ignore[arg-type]
-    issues = _registration_rules(body)
+    canonical: dict[str, Any] = model.model_dump(mode="json", exclude_none=True, by_alias=True)
+    issues = _json_type_issues(body, canonical, "Patient") + _registration_rules(body)
     if issues:
         raise Invalid(issues)
-    return {k: v for k, v in body.items() if k not in SERVER_MANAGED and k != "id"}
+    return {k: v for k, v in canonical.items() if k not in SERVER_MANAGED and k != "id"}
+
+
+def _json_type_issues(given: Any, canonical: Any, path: str) -> list[Issue]:
+    """The models coerce lax input ("yes" -> true, "5" -> 5); FHIR JSON does not.
+    Report every primitive whose JSON type differs from the canonical form."""
+    if isinstance(given, dict) and isinstance(canonical, dict):
+        return [
+            i
+            for k, v in given.items()
+            if k in canonical
+            for i in _json_type_issues(v, canonical[k], f"{path}.{k}")
+        ]
+    if isinstance(given, list) and isinstance(canonical, list):
+        return [
+            i
+            for n, (a, b) in enumerate(zip(given, canonical, strict=False))
+            for i in _json_type_issues(a, b, f"{path}[{n}]")
+        ]
+    if isinstance(canonical, bool | int | float) and not isinstance(given, bool | int | float):
+        kind = "boolean" if isinstance(canonical, bool) else "number"
+        return [Issue("value", f"Must be a JSON {kind}.", [path])]
+    return []

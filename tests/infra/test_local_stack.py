@@ -143,8 +143,10 @@ def test_keys_rotate_and_have_their_aliases(
     assert data_key["Arn"] == stack.data_key_id
     for key in (table_key, data_key):
         assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
-    policy = json.loads(kms.get_key_policy(KeyId=stack.table_key_id)["Policy"])
-    via = [s for s in policy["Statement"] if "Condition" in s][0]["Condition"]["StringEquals"]
+    policy = json.loads(
+        kms.get_key_policy(KeyId=stack.table_key_id, PolicyName="default")["Policy"]
+    )
+    via = next(s for s in policy["Statement"] if "Condition" in s)["Condition"]["StringEquals"]
     assert via["kms:ViaService"] == f"dynamodb.{stack.region}.amazonaws.com"  # Fn::Sub resolved
 
 
@@ -232,7 +234,9 @@ def test_queues_redrive_to_their_dlqs(stack: LocalStack, client: Callable[[str],
             QueueUrl=stack.queue_urls[f"Emr{name}Queue"], AttributeNames=["All"]
         )["Attributes"]
         redrive = json.loads(attributes["RedrivePolicy"])
-        assert redrive["deadLetterTargetArn"] == _queue_arn(client, stack.queue_urls[f"Emr{name}DLQ"])
+        assert redrive["deadLetterTargetArn"] == _queue_arn(
+            client, stack.queue_urls[f"Emr{name}DLQ"]
+        )
         assert int(redrive["maxReceiveCount"]) == 5
         assert attributes["VisibilityTimeout"] == "180"
         assert attributes["SqsManagedSseEnabled"] == "true"

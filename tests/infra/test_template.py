@@ -164,7 +164,9 @@ def test_api_role_table_and_data_key_grants(template: dict[str, Any]) -> None:
     assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
     assert kms["Resource"] == {"Fn::GetAtt": ["EmrDataKey", "Arn"]}
     condition = kms["Condition"]
-    assert condition["ForAllValues:StringEquals"] == {"kms:EncryptionContextKeys": ["tenant", "class"]}
+    assert condition["ForAllValues:StringEquals"] == {
+        "kms:EncryptionContextKeys": ["tenant", "class"]
+    }
     assert condition["Null"] == {"kms:EncryptionContextKeys": "false"}
 
 
@@ -177,7 +179,10 @@ def test_publisher_role_reads_the_stream_and_puts_on_the_bus(template: dict[str,
     assert by_action["dynamodb:ListStreams"] == {"Fn::Sub": "${EmrTable.Arn}/stream/*"}
     assert by_action["events:PutEvents"] == {"Fn::GetAtt": ["EmrEventBus", "Arn"]}
     assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["EmrStreamDLQ", "Arn"]}
+    # events/stream.py deletes stale search entries (conditional DeleteItem) on MODIFY
+    assert by_action["dynamodb:DeleteItem"] == {"Fn::GetAtt": ["EmrTable", "Arn"]}
     assert set(by_action) == {
+        "dynamodb:DeleteItem",
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",
         "dynamodb:GetShardIterator",
@@ -233,8 +238,10 @@ def test_user_pool_settings(template: dict[str, Any]) -> None:
     assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
     password = props["Policies"]["PasswordPolicy"]
     assert password["MinimumLength"] >= 12
-    assert all(password[k] for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers",
-                                     "RequireSymbols"))
+    assert all(
+        password[k]
+        for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols")
+    )
     assert props["UsernameConfiguration"] == {"CaseSensitive": False}
     assert props["MfaConfiguration"] == "OPTIONAL"
     assert props["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]
@@ -357,11 +364,52 @@ def test_stream_publisher_event_source(template: dict[str, Any]) -> None:
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["MaximumRetryAttempts"] == 10
     assert props["BisectBatchOnFunctionError"] is True
-    (only,) = props["FilterCriteria"]["Filters"]
-    assert json.loads(only["Pattern"]) == {
-        "eventName": ["INSERT"],
-        "dynamodb": {"NewImage": {"type": {"S": ["outbox"]}}},
+    assert props["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["EmrStreamDLQ", "Arn"]}}
     }
+
+
+def _matches(pattern: Any, record: Any) -> bool:
+    """Lambda event filtering for the subset used: nested keys, lists of literals."""
+    if isinstance(pattern, list):
+        return record in pattern
+    return isinstance(record, dict) and all(
+        key in record and _matches(value, record[key]) for key, value in pattern.items()
+    )
+
+
+def _record(event_name: str, item_type: str) -> dict[str, Any]:
+    image = {"pk": {"S": "TENANT#t#X"}, "type": {"S": item_type}}
+    return {"eventName": event_name, "dynamodb": {"NewImage": image, "OldImage": image}}
+
+
+@pytest.mark.parametrize(
+    ("event_name", "item_type", "delivered"),
+    [
+        ("INSERT", "outbox", True),  # publish to the bus
+        ("MODIFY", "resource", True),  # tidy stale search entries (events/stream.py)
+        ("MODIFY", "outbox", False),
+        ("INSERT", "resource", False),
+        ("INSERT", "audit", False),
+    ],
+)
+def test_stream_filter_keeps_what_the_publisher_handles(
+    template: dict[str, Any], event_name: str, item_type: str, delivered: bool
+) -> None:
+    props = _props(template, "StreamPublisher")["Events"][STREAM_EVENT]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    record = _record(event_name, item_type)
+    assert any(_matches(pattern, record) for pattern in patterns) is delivered
+
+
+def test_stream_filter_keeps_only_inserted_outbox_items_and_modified_resources(
+    template: dict[str, Any],
+) -> None:
+    props = _props(template, "StreamPublisher")["Events"][STREAM_EVENT]["Properties"]
+    assert [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]] == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox"]}}}},
+        {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"type": {"S": ["resource"]}}}},
+    ]
 
 
 def test_outputs(template: dict[str, Any]) -> None:
@@ -490,8 +538,9 @@ def _chalice_skeleton() -> dict[str, Any]:
 def merged(template: dict[str, Any]) -> dict[str, Any]:
     from chalice.package import TemplateDeepMerger
 
-    result: dict[str, Any] = TemplateDeepMerger().merge(copy.deepcopy(template),
-                                                          _chalice_skeleton())
+    result: dict[str, Any] = TemplateDeepMerger().merge(
+        copy.deepcopy(template), _chalice_skeleton()
+    )
     return result
 
 
@@ -526,7 +575,10 @@ def test_cfn_lint_without_transform_checks_iam_actions(merged: dict[str, Any]) -
     del plain["Transform"]
     for function in ("APIHandler", "StreamPublisher"):
         del plain["Resources"][function]
-    plain["Resources"]["RestAPI"] = {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "emr"}}
+    plain["Resources"]["RestAPI"] = {
+        "Type": "AWS::ApiGateway::RestApi",
+        "Properties": {"Name": "emr"},
+    }
     assert _lint(plain) == []
     broken = copy.deepcopy(plain)
     statement = broken["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]
