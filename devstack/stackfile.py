@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK_FILE = ROOT / ".local" / "stack.json"
+STACK_FILE = Path(os.environ.get("EMR_STACK_FILE") or ROOT / ".local" / "stack.json")
 
 
 def write(info: dict[str, Any]) -> None:

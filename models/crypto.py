@@ -52,8 +52,10 @@ class DataKeyCache:
     """Bounded cache of plaintext data keys.
 
     Encrypt side: one key per (tenant, class), replaced after `max_age_s` or
-    `max_uses` messages. Decrypt side: an LRU of encrypted-key -> plaintext,
-    entries expire after `max_age_s`.
+    `max_uses` messages. Decrypt side: an LRU of (encrypted key, tenant, class)
+    -> plaintext, entries expire after `max_age_s`. The context is part of the
+    decrypt-cache key, so a cached key never opens a body under another tenant's
+    or class's context without KMS having said yes to that context.
     """
 
     def __init__(self, max_age_s: float, max_uses: int, max_entries: int = 512) -> None:
@@ -62,7 +64,7 @@ class DataKeyCache:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._encrypt: dict[tuple[str, str], _CachedKey] = {}
-        self._decrypt: OrderedDict[bytes, _CachedKey] = OrderedDict()
+        self._decrypt: OrderedDict[tuple[bytes, str, str], _CachedKey] = OrderedDict()
 
     def _fresh(self, key: _CachedKey, now: float) -> bool:
         return now - key.created < self.max_age_s
@@ -81,27 +83,28 @@ class DataKeyCache:
         with self._lock:
             key.uses = 1
             self._encrypt[context] = key
-            self._remember(key)
+            self._remember((key.encrypted, *context), key)
 
-    def key_for_decrypt(self, encrypted: bytes) -> bytes | None:
+    def key_for_decrypt(self, encrypted: bytes, context: tuple[str, str]) -> bytes | None:
         now = time.monotonic()
+        entry = (encrypted, *context)
         with self._lock:
-            key = self._decrypt.get(encrypted)
+            key = self._decrypt.get(entry)
             if key is None:
                 return None
             if not self._fresh(key, now):
-                del self._decrypt[encrypted]
+                del self._decrypt[entry]
                 return None
-            self._decrypt.move_to_end(encrypted)
+            self._decrypt.move_to_end(entry)
             return key.plaintext
 
-    def put_decrypt(self, key: _CachedKey) -> None:
+    def put_decrypt(self, context: tuple[str, str], key: _CachedKey) -> None:
         with self._lock:
-            self._remember(key)
+            self._remember((key.encrypted, *context), key)
 
-    def _remember(self, key: _CachedKey) -> None:
-        self._decrypt[key.encrypted] = key
-        self._decrypt.move_to_end(key.encrypted)
+    def _remember(self, entry: tuple[bytes, str, str], key: _CachedKey) -> None:
+        self._decrypt[entry] = key
+        self._decrypt.move_to_end(entry)
         while len(self._decrypt) > self.max_entries:
             self._decrypt.popitem(last=False)
 
@@ -144,7 +147,7 @@ class Envelope:
 
     def open(self, blob: bytes, *, tenant: str, data_class: str, aad: bytes) -> bytes:
         edk, nonce, sealed = _split(blob)
-        plaintext_key = self.cache.key_for_decrypt(edk)
+        plaintext_key = self.cache.key_for_decrypt(edk, (tenant, data_class))
         if plaintext_key is None:
             plaintext_key = self._kms_decrypt(edk, tenant, data_class)
         try:
@@ -164,7 +167,7 @@ class Envelope:
         except ClientError as exc:  # InvalidCiphertextException: wrong tenant or class
             raise DecryptionError("data key refused for this tenant or class") from exc
         key = _CachedKey(resp["Plaintext"], edk, time.monotonic())
-        self.cache.put_decrypt(key)
+        self.cache.put_decrypt((tenant, data_class), key)
         return key.plaintext
 
 
