@@ -31,7 +31,13 @@ ROLES = {
 }
 # What Chalice's SAM output defines and the fragment merges into (see the report
 # of infra/README.md: the lead confirms these names against `chalice package`).
-CHALICE_RESOURCES = {"APIHandler", "StreamPublisher", "ApiHandlerRole", "StreamPublisherRole"}
+CHALICE_RESOURCES = {
+    "APIHandler",
+    "StreamPublisher",
+    "ApiHandlerRole",
+    "StreamPublisherRole",
+    "RestAPI",
+}
 STREAM_EVENT = "StreamPublisherDynamodbEventSource"
 FUNCTION_ENV = {
     "EMR_TABLE_NAME",
@@ -331,17 +337,16 @@ def test_archive_bucket_is_private_encrypted_and_versioned(template: dict[str, A
 
 
 def test_unknown_routes_answer_a_fhir_operation_outcome(template: dict[str, Any]) -> None:
-    props = _props(template, "EmrNotFoundResponse")
-    assert props["RestApiId"] == {"Ref": "RestAPI"}
-    assert props["ResponseType"] == "MISSING_AUTHENTICATION_TOKEN"
-    assert props["StatusCode"] == "404"
-    body = json.loads(props["ResponseTemplates"]["application/json"])
+    """Set on the SAM API itself, so the response ships with the API's deployment."""
+    responses = _props(template, "RestAPI")["GatewayResponses"]
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == 404
+    body = json.loads(missing["ResponseTemplates"]["application/json"])
     assert body == {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": "not-found", "diagnostics": "Unknown route"}],
     }
-    header = props["ResponseParameters"]["gatewayresponse.header.Content-Type"]
-    assert header == "'application/fhir+json'"
+    assert missing["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'"
 
 
 def test_functions_get_the_stack_environment(template: dict[str, Any]) -> None:
