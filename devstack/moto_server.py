@@ -66,6 +66,46 @@ class _Counting:
         return self._app(environ, start_response)
 
 
+_backup_lock = threading.Lock()
+_backups = threading.local()
+
+
+def _one_backup_per_table() -> None:
+    """moto 5.2.5's TransactWriteItems deep-copies the whole table once per item
+    of the transaction (to roll back on failure), so a 20-item write on a table of
+    N items copies it 20 times. Within one call every copy of the same table is
+    identical; this makes them one. Only moto's dynamodb module is touched, and
+    only while a TransactWriteItems call runs on this thread."""
+    from moto.dynamodb import models
+
+    with _backup_lock:
+        if getattr(models.DynamoDBBackend.transact_write_items, "_one_backup", False):
+            return
+        real_copy = models.copy
+        original = models.DynamoDBBackend.transact_write_items
+
+        class _Copy:
+            @staticmethod
+            def deepcopy(obj: Any, memo: Any = None) -> Any:
+                cache = getattr(_backups, "tables", None)
+                if cache is None or not isinstance(obj, models.Table):
+                    return real_copy.deepcopy(obj, memo)
+                if id(obj) not in cache:
+                    cache[id(obj)] = real_copy.deepcopy(obj)
+                return cache[id(obj)]
+
+        def transact_write_items(self: Any, transact_items: Any) -> None:
+            _backups.tables = {}
+            try:
+                original(self, transact_items)
+            finally:
+                _backups.tables = None
+
+        transact_write_items._one_backup = True  # type: ignore[attr-defined]
+        models.copy = _Copy  # type: ignore[assignment]
+        models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 class EmbeddedMotoServer:
     """moto over HTTP on a loopback port, in a daemon thread of this process."""
 
@@ -90,6 +130,7 @@ class EmbeddedMotoServer:
         )
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _one_backup_per_table()
         app = _Counting(DomainDispatcherApplication(create_backend_app), self.counter)
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler

@@ -1,0 +1,319 @@
+"""`python -m bench` (`make bench`): figures of the Patient API on a local stack
+started in this process; prints a table and writes bench/results.json.
+
+The bench measures and reports; it never asserts and never fails on a figure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import counts, latency, report, static
+from bench.api import HttpApi
+from bench.report import Figure, at_most, below, exactly
+from bench.stack import HOST, BenchStack, quiet_stderr, server_nodelay, start
+
+CREATES, READS, UPDATES, SEARCHES = 20, 20, 20, 20
+KMS_READS = 100
+PAIRS = 200
+COLD_RUNS = 5
+
+# What one warm request of each kind is expected to send (anything else is reported).
+EXPECTED: dict[str, Counter[str]] = {
+    "create": Counter({"dynamodb.TransactWriteItems": 1}),
+    "read": Counter({"dynamodb.GetItem": 1, "dynamodb.PutItem": 1}),
+    "update": Counter({"dynamodb.TransactWriteItems": 1}),
+    "search": Counter({"dynamodb.Query": 1, "dynamodb.PutItem": 1}),
+}
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _total_dynamodb(ops: Counter[str]) -> int:
+    return sum(counts.dynamodb_ops(ops).values())
+
+
+def _puts(ops: Counter[str]) -> int:
+    return ops.get("dynamodb.PutItem", 0)
+
+
+def diagnose(kind: counts.Kind) -> list[str]:
+    """Operations of a kind beyond what one warm request should send."""
+    expected = EXPECTED[kind.name]
+    notes = []
+    names = sorted({n for ops in kind.per_request for n in ops})
+    for name in names:
+        over = [ops[name] - expected.get(name, 0) for ops in kind.per_request]
+        hits = sum(1 for extra in over if extra > 0)
+        if hits:
+            notes.append(
+                f"{kind.name}: {name} beyond the expected {expected.get(name, 0)} in "
+                f"{hits}/{len(over)} warm requests (max {max(over)} extra)"
+            )
+    if any(s >= 400 for s in kind.statuses):
+        notes.append(f"{kind.name}: error statuses {sorted(set(kind.statuses))}")
+    return notes
+
+
+class Phases:
+    """Wall-clock seconds of each phase (reported, so a slow run can be explained)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._mark, 1)
+        self._mark = now
+
+
+def count_phase(stack: BenchStack, api: HttpApi, phases: Phases) -> dict[str, Any]:
+    """Transactions first, while the table is small (moto deep-copies the table for
+    each item of a transaction, so writes slow down as the table grows)."""
+    _say(f"Creating {CREATES + 1} patients through the API ...")
+    created, ids = counts.create_patients(stack, api, CREATES)
+    phases.done("creates")
+    _say("Counting round trips of updates, reads and searches ...")
+    kinds = {"create": created, "update": counts.updates(stack, api, ids, UPDATES)}
+    phases.done("updates")
+    kinds["read"] = counts.reads(stack, api, ids, READS)
+    kinds["search"] = counts.searches(stack, api, SEARCHES)
+    kms, kms_failed = counts.kms_per_reads(stack, api, ids, KMS_READS)
+    phases.done("reads_searches_kms")
+    return {"kinds": kinds, "kms": kms, "kms_failed": kms_failed, "ids": ids}
+
+
+def latency_phase(
+    stack: BenchStack, api: HttpApi, ids: list[str], phases: Phases
+) -> dict[str, Any]:
+    from bench.api import InProcessApi
+
+    _say(
+        f"Timing {PAIRS} interleaved pairs each: over HTTP, over HTTP with TCP_NODELAY, "
+        "in-process ..."
+    )
+    raw = latency.RawRead(stack.local.table_name)
+    http = latency.over_http(api, raw, ids, PAIRS)
+    phases.done("pairs_http")
+    with server_nodelay(stack):
+        nodelay_api = HttpApi(HOST, stack.api_port, stack.token)  # a new connection
+        nodelay = latency.over_http(nodelay_api, raw, ids, PAIRS)
+        nodelay_api.close()
+    phases.done("pairs_http_nodelay")
+    inproc = latency.in_process(InProcessApi(stack.app_module.app, stack.token), raw, ids, PAIRS)
+    phases.done("pairs_in_process")
+    return {
+        "http": http.summary(),
+        "http_nodelay": nodelay.summary(),
+        "in_process": inproc.summary(),
+    }
+
+
+def run_api_phase(stack: BenchStack, phases: Phases) -> dict[str, Any]:
+    api = HttpApi(HOST, stack.api_port, stack.token)
+    try:
+        with quiet_stderr():
+            result = count_phase(stack, api, phases)
+            result.update(latency_phase(stack, api, result["ids"], phases))
+    finally:
+        api.close()
+    result["patients"] = len(result.pop("ids"))
+    return result
+
+
+def figures(
+    api: dict[str, Any], cold: dict[str, list[float]], package_mb: float | None
+) -> list[Figure]:
+    k, ratio = api["kinds"], "{:.2f}"
+    return [
+        Figure(
+            "read_round_trips",
+            "read: DynamoDB round trips (excl. audit)",
+            k["read"].median(counts.without_audit_put),
+            "1",
+            exactly(1),
+        ),
+        Figure(
+            "read_audit_writes",
+            "read: audit PutItem",
+            k["read"].median(_puts),
+            "1 (audit)",
+            exactly(1),
+        ),
+        Figure(
+            "create_round_trips",
+            "create: DynamoDB round trips",
+            k["create"].median(_total_dynamodb),
+            "1",
+            exactly(1),
+        ),
+        Figure(
+            "update_round_trips",
+            "update (If-Match): DynamoDB round trips",
+            k["update"].median(_total_dynamodb),
+            "1",
+            exactly(1),
+        ),
+        Figure(
+            "search_round_trips",
+            "search family=: DynamoDB round trips (excl. audit)",
+            k["search"].median(counts.without_audit_put),
+            "1",
+            exactly(1),
+        ),
+        Figure(
+            "kms_calls_per_100_warm_reads",
+            "KMS calls per 100 warm reads",
+            api["kms"],
+            "<= 1",
+            at_most(1),
+        ),
+        Figure(
+            "read_overhead_ratio",
+            "read overhead ratio, over HTTP (keep-alive)",
+            api["http"]["median_of_pair_ratios"],
+            "<= 1.3",
+            at_most(1.3),
+            ratio,
+        ),
+        Figure(
+            "read_overhead_ratio_http_nodelay",
+            "  diagnostic: same, local API socket TCP_NODELAY",
+            api["http_nodelay"]["median_of_pair_ratios"],
+            "<= 1.3",
+            at_most(1.3),
+            ratio,
+        ),
+        Figure(
+            "read_overhead_ratio_in_process",
+            "read overhead ratio, in-process Lambda handler",
+            api["in_process"]["median_of_pair_ratios"],
+            "<= 1.3",
+            at_most(1.3),
+            ratio,
+        ),
+        Figure(
+            "cold_import_ms",
+            f"cold `import app` (median of {COLD_RUNS} processes)",
+            static.median(cold["as_checked_out"]),
+            "< 1000 ms",
+            below(1000),
+            "{:.0f} ms",
+        ),
+        Figure(
+            "cold_import_ms_lambda_like",
+            "  diagnostic: same, zip bytecode-free (Lambda)",
+            static.median(cold["lambda_like"]),
+            "< 1000 ms",
+            below(1000),
+            "{:.0f} ms",
+        ),
+        Figure(
+            "package_mb", f"package size {static.ZIP}", package_mb, "(report)", None, "{:.2f} MB"
+        ),
+    ]
+
+
+def extras(
+    api: dict[str, Any],
+    cold: dict[str, list[float]],
+    package: static.PackageSize,
+    notes: list[str],
+    phases: Phases,
+) -> dict[str, Any]:
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "samples": {
+            "creates": CREATES,
+            "reads": READS,
+            "updates": UPDATES,
+            "searches": SEARCHES,
+            "kms_reads": KMS_READS,
+            "latency_pairs": PAIRS,
+            "in_process_pairs": PAIRS,
+            "latency_warmup": latency.WARMUP,
+            "cold_import_runs": COLD_RUNS,
+            "patients": api["patients"],
+        },
+        "read_overhead": api["http"],
+        "read_overhead_http_nodelay": api["http_nodelay"],
+        "read_overhead_in_process": api["in_process"],
+        "cold_import_runs_ms": {k: [round(v, 1) for v in runs] for k, runs in cold.items()},
+        "cold_import_env": {"PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE")},
+        "package": {
+            "path": str(static.ZIP),
+            "bytes": package.size_bytes,
+            "built_now": package.built_now,
+            "build_s": package.build_s,
+        },
+        "requests": {name: kind.summary() for name, kind in api["kinds"].items()},
+        "kms_reads_not_200": api["kms_failed"],
+        "phase_s": phases.seconds,
+        "runtime_s_excluding_packaging": round(
+            sum(v for k, v in phases.seconds.items() if k != "package"), 1
+        ),
+        "notes": notes,
+    }
+
+
+def main() -> int:
+    phases = Phases()
+    _say("Starting a local stack (moto + provision + demo users + API) ...")
+    stack = start()
+    phases.done("stack")
+    try:
+        api = run_api_phase(stack, phases)
+    finally:
+        stack.stop()
+    _say(f"Timing `import app` in {COLD_RUNS} fresh processes, as checked out and Lambda-like ...")
+    cold = {
+        "as_checked_out": static.cold_import_ms(COLD_RUNS),
+        "lambda_like": static.cold_import_lambda_like_ms(COLD_RUNS),
+    }
+    phases.done("cold_import")
+    package = static.package_size()
+    phases.done("package")
+    notes = [n for kind in api["kinds"].values() for n in diagnose(kind)]
+    if package.note:
+        notes.append(package.note)
+    figs = figures(api, cold, package.mb)
+    path = report.write(figs, extras(api, cold, package, notes, phases))
+    _print(figs, api, notes, path.name)
+    return 0
+
+
+LATENCY_LABELS = (
+    ("over HTTP", "http"),
+    ("over HTTP, TCP_NODELAY", "http_nodelay"),
+    ("in-process handler", "in_process"),
+)
+
+
+def _print(figs: list[Figure], api: dict[str, Any], notes: list[str], name: str) -> None:
+    _say("")
+    _say(report.table(figs))
+    _say("")
+    for label, key in LATENCY_LABELS:
+        s = api[key]
+        _say(
+            f"{label:>23}: API read {s['api_median_ms']:.2f} ms vs raw I/O "
+            f"{s['raw_io_median_ms']:.2f} ms (medians); median of pair ratios "
+            f"{s['median_of_pair_ratios']:.2f}, ratio of medians {s['ratio_of_medians']:.2f}"
+        )
+    for note in notes:
+        _say(f"note: {note}")
+    _say(f"\nWrote bench/{name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
