@@ -71,7 +71,11 @@ def handle_record(record: DynamoDBRecord) -> None:
         tidy_search_entries(old, new)
 
 
-_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# Even when every record fails, answer with batchItemFailures (Lambda then retries
+# from the first one and bisects) rather than raising.
+_processor = BatchProcessor(
+    event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+)
 
 
 def handle_batch(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

@@ -69,6 +69,9 @@ def patients_list_pk(tenant: str) -> str:
     return f"TENANT#{_tenant(tenant)}#PATIENTS"
 
 
+SEARCH_END = "S$"  # sorts after every `S#<token>`
+
+
 def search_entry_sk(token: str) -> str:
     if not TOKEN_RE.match(token):
         raise KeyError_("token")

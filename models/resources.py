@@ -136,6 +136,24 @@ def remove_stale_entries(tenant: str, patient_id: str, tokens: set[str], below_v
     return removed
 
 
+def current_with_entries(
+    tenant: str, patient_id: str
+) -> tuple[ResourceItem | None, list[SearchEntryItem]]:
+    """The current Patient item and every search entry of the patient, whatever
+    version wrote it (one Query: `R#Patient#<id>` sorts just before `S#...`)."""
+    pk = keys.patient_pk(tenant, patient_id)
+    start = keys.resource_sk("Patient", patient_id)
+    found = TableItem.query(pk, TableItem.sk.between(start, keys.SEARCH_END), consistent_read=True)
+    current: ResourceItem | None = None
+    entries: list[SearchEntryItem] = []
+    for item in found:
+        if isinstance(item, SearchEntryItem):
+            entries.append(item)
+        elif isinstance(item, ResourceItem) and item.sk == start:
+            current = item
+    return current, entries
+
+
 def get_current(
     tenant: str, patient_id: str, resource_type: str, resource_id: str
 ) -> ResourceItem | None:

@@ -27,6 +27,7 @@ from models.uow import TransactionCancelled, UnitOfWork
 
 TYPE = "Patient"
 DATA_CLASS = "phi"
+MAX_ENTRY_DELETES_IN_TX = 95  # + tombstone, history, audit, outbox = DynamoDB's 100
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,17 @@ def update_patient(
 
 
 def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
-    """Tombstone + history + removal of every search entry, in one transaction."""
+    """Tombstone + history + removal of every search entry, in one transaction.
+
+    The entries are read with the current item (one Query), so entries an earlier
+    update dropped and the stream has not yet tidied go too: a deleted patient is
+    never found by search."""
     audit.concerns(TYPE, patient_id, patient_id)
-    item = _current(tenant, patient_id)
+    if not keys.valid_id(patient_id):
+        raise _not_found(patient_id)
+    item, entries = resources.current_with_entries(tenant, patient_id)
+    if item is None:
+        raise _not_found(patient_id)
     if item.deleted:
         audit.version = int(item.version)
         return  # FHIR: deleting a deleted resource succeeds
@@ -165,7 +174,8 @@ def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
     v = Version(tenant, TYPE, patient_id, patient_id, version, at, DATA_CLASS, True, frozenset())
     uow = UnitOfWork()
     resources.stage_version(uow, v, None, expected=int(item.version))
-    resources.stage_search_removal(uow, tenant, patient_id, set(item.tokens or ()))
+    in_tx = {e.token for e in entries[:MAX_ENTRY_DELETES_IN_TX]}
+    resources.stage_search_removal(uow, tenant, patient_id, in_tx)
     audit.version = version
     audit.stage(uow, 204)
     outbox.stage(
@@ -183,6 +193,9 @@ def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
     except TransactionCancelled:
         raise _classify_failure(tenant, patient_id, int(item.version)) from None
     audit.committed()
+    rest = {e.token for e in entries} - in_tx
+    if rest:  # more stale entries than one transaction holds: same conditional tidy
+        resources.remove_stale_entries(tenant, patient_id, rest, below_version=version)
 
 
 def read_version(tenant: str, audit: AuditDraft, patient_id: str, version_id: str) -> Stored:

@@ -1,0 +1,410 @@
+"""The table-stream pipeline as the local stack runs it: DynamoDB stream (moto) ->
+StreamRunner -> the Chalice-registered `stream_publisher` (the Lambda handler) ->
+EventBridge bus `emr` -> the audit rule -> the audit SQS queue; and the same
+consumer tidying search entries that an update left behind."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.runner import StreamRunner
+from models import keys
+from tests.conftest import patient_body
+
+TENANT = "demo-clinic"
+AUDIT_QUEUE = "EmrAuditQueue"
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+class RecordingRunner:
+    """A StreamRunner wired exactly like `python -m devstack run` wires it, that
+    also keeps every (batch, handler response) pair for inspection."""
+
+    def __init__(self, stream_arn: str) -> None:
+        import app as app_module
+
+        self.calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+        def handler(event: dict[str, Any]) -> dict[str, Any]:
+            result: dict[str, Any] = app_module.stream_publisher(event, None)
+            self.calls.append((event, result))
+            return result
+
+        self.runner = StreamRunner(boto3.client("dynamodbstreams"), stream_arn, handler)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Poll until the stream has nothing left (StreamRunner.drain stops after 20
+        polls, which may not reach the end of a long stream in a busy worker)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.runner.poll_once() == 0:
+                return
+        pytest.fail(f"stream not drained within {timeout} s")
+
+
+@pytest.fixture
+def runner(stack) -> RecordingRunner:  # type: ignore[no-untyped-def]
+    return RecordingRunner(stack.stream_arn)
+
+
+@pytest.fixture
+def audit_queue(stack) -> Iterator[Callable[..., list[dict[str, Any]]]]:  # type: ignore[no-untyped-def]
+    """`take(patient_id, expected)` -> the audit-queue messages about that patient
+    (parsed, with the raw body under "_raw"), deleted once taken. Messages about
+    other patients (replays of earlier tests) are made visible again."""
+    sqs = boto3.client("sqs")
+    url = stack.queue_urls[AUDIT_QUEUE]
+
+    def sweep(patient_id: str) -> list[dict[str, Any]]:
+        mine: list[dict[str, Any]] = []
+        others: list[str] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                body = json.loads(message["Body"])
+                if (body.get("detail") or {}).get("patient_id") == patient_id:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    mine.append({**body, "_raw": message["Body"]})
+                else:
+                    others.append(message["ReceiptHandle"])
+        for start in range(0, len(others), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(others[start : start + 10])
+                ],
+            )
+        return mine
+
+    def take(patient_id: str, expected: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        found = sweep(patient_id)
+        while len(found) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+            found += sweep(patient_id)
+        return found
+
+    yield take
+
+
+def _unique(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:12]
+
+
+def _search_ids(api, query: str, tenant: str = TENANT) -> list[str]:  # type: ignore[no-untyped-def]
+    r = api.http.get(f"/fhir/R4/Patient?{query}", headers=api.headers(tenant=tenant))
+    assert r.status_code == 200, r.body
+    return [e["resource"]["id"] for e in json.loads(r.body)["entry"]]
+
+
+def _update(api, patient: dict[str, Any], version: int, **changes: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    body = {**patient, **changes}
+    r = api.http.put(
+        f"/fhir/R4/Patient/{patient['id']}",
+        body=json.dumps(body),
+        headers=api.headers(If_Match=f'W/"{version}"'),
+    )
+    assert r.status_code == 200, r.body
+    updated: dict[str, Any] = json.loads(r.body)
+    assert updated["meta"]["versionId"] == str(version + 1)
+    return updated
+
+
+def _delete(api, patient_id: str) -> None:  # type: ignore[no-untyped-def]
+    r = api.http.delete(f"/fhir/R4/Patient/{patient_id}", headers=api.headers(role="supervisor"))
+    assert r.status_code == 204, r.body
+
+
+def _search_entries(stack, patient_id: str, tenant: str = TENANT) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Every item of the patient's partition whose sk starts with S# (raw DynamoDB)."""
+    ddb = boto3.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": stack.table_name,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :s)",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": keys.patient_pk(tenant, patient_id)},
+            ":s": {"S": "S#"},
+        },
+        "ConsistentRead": True,
+    }
+    while True:
+        page = ddb.query(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _versions(entries: list[dict[str, Any]]) -> list[int]:
+    return sorted(int(e["version"]["N"]) for e in entries)
+
+
+def _assert_no_phi(message: dict[str, Any], *values: str) -> None:
+    raw = message["_raw"]
+    for value in values:
+        assert value not in raw, f"{value!r} leaked into the event"
+        assert value.lower() not in raw.lower(), f"{value!r} leaked into the event"
+
+
+# --- outbox -> EventBridge -> audit queue ------------------------------------------------
+
+
+def test_patient_lifecycle_events_reach_the_audit_queue_once_each_and_without_phi(
+    api,
+    runner,
+    audit_queue,  # type: ignore[no-untyped-def]
+):
+    family, given, birth = _unique("Pipeline"), _unique("Quill"), "1931-02-27"
+    created = api.create(patient_body(family, given, birth))
+    pid = created["id"]
+
+    runner.drain()
+    messages = audit_queue(pid, expected=1)
+    assert [m["detail-type"] for m in messages] == ["patient.created"]
+    first = messages[0]
+    assert first["source"] == "emr.patients"
+    assert first["detail"]["tenant"] == TENANT
+    assert first["detail"]["patient_id"] == pid
+    assert first["detail"]["resource_version"] == 1
+    assert first["detail"]["event_id"]
+    _assert_no_phi(first, family, given, birth)
+
+    _update(api, created, 1, gender="female")
+    runner.drain()
+    messages = audit_queue(pid, expected=1)
+    assert [m["detail-type"] for m in messages] == ["patient.updated"]
+    second = messages[0]
+    assert second["source"] == "emr.patients"
+    assert (second["detail"]["tenant"], second["detail"]["resource_version"]) == (TENANT, 2)
+    _assert_no_phi(second, family, given, birth)
+
+    _delete(api, pid)
+    runner.drain()
+    messages = audit_queue(pid, expected=1)
+    assert [m["detail-type"] for m in messages] == ["patient.deleted"]
+    third = messages[0]
+    assert third["source"] == "emr.patients"
+    assert (third["detail"]["tenant"], third["detail"]["resource_version"]) == (TENANT, 3)
+    _assert_no_phi(third, family, given, birth)
+
+    event_ids = {m["detail"]["event_id"] for m in (first, second, third)}
+    assert len(event_ids) == 3, "every event carries its own idempotency key"
+
+
+def test_a_failed_publish_is_retried_by_the_runner_and_then_delivered_once(
+    api,
+    runner,
+    audit_queue,
+    monkeypatch,  # type: ignore[no-untyped-def]
+):
+    runner.drain()  # catch up with earlier tests of this worker
+    pid = api.create(patient_body(_unique("Retry")))["id"]
+
+    monkeypatch.setenv("EMR_EVENT_BUS_NAME", "emr-missing-" + uuid.uuid4().hex[:8])
+    runner.calls.clear()
+    runner.runner.poll_once()
+    (event, response), *_ = runner.calls
+    outbox = [
+        r["dynamodb"]["SequenceNumber"]
+        for r in event["Records"]
+        if r["eventName"] == "INSERT" and r["dynamodb"]["NewImage"]["type"]["S"] == "outbox"
+    ]
+    assert len(outbox) == 1
+    assert response["batchItemFailures"] == [{"itemIdentifier": outbox[0]}]
+    assert audit_queue(pid, expected=1, timeout=0.5) == []
+
+    monkeypatch.delenv("EMR_EVENT_BUS_NAME")
+    runner.drain()
+    messages = audit_queue(pid, expected=1)
+    assert [m["detail-type"] for m in messages] == ["patient.created"]
+
+
+# --- handle_batch with crafted stream records ----------------------------------------------
+
+
+def _outbox_record(sequence: str, patient_id: str, detail: str | None = None) -> dict[str, Any]:
+    event_id = uuid.uuid4().hex
+    if detail is None:
+        detail = json.dumps(
+            {
+                "version": 1,
+                "event_id": event_id,
+                "tenant": TENANT,
+                "actor": "test",
+                "request_id": "req",
+                "patient_id": patient_id,
+                "resource_version": 1,
+            }
+        )
+    key = {"pk": {"S": f"TENANT#{TENANT}#OUTBOX#{event_id}"}, "sk": {"S": "EVENT"}}
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": key,
+            "NewImage": {
+                **key,
+                "type": {"S": "outbox"},
+                "event_id": {"S": event_id},
+                "tenant": {"S": TENANT},
+                "source": {"S": "emr.patients"},
+                "detail_type": {"S": "patient.created"},
+                "detail": {"S": detail},
+            },
+            "SequenceNumber": sequence,
+            "SizeBytes": 300,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+
+
+def _history_record(sequence: str, patient_id: str) -> dict[str, Any]:
+    key = {
+        "pk": {"S": keys.patient_pk(TENANT, patient_id)},
+        "sk": {"S": keys.history_sk("Patient", patient_id, 1)},
+    }
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": key,
+            "NewImage": {**key, "type": {"S": "history"}, "version": {"N": "1"}},
+            "SequenceNumber": sequence,
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+
+
+def test_a_publish_to_a_missing_bus_is_reported_as_that_records_batch_item_failure(
+    stack,
+    audit_queue,
+    monkeypatch,  # type: ignore[no-untyped-def]
+):
+    from events.stream import handle_batch
+
+    pid = _unique("crafted")
+    monkeypatch.setenv("EMR_EVENT_BUS_NAME", "emr-missing-" + uuid.uuid4().hex[:8])
+    event = {"Records": [_history_record("1000", pid), _outbox_record("1001", pid)]}
+    assert handle_batch(event) == {"batchItemFailures": [{"itemIdentifier": "1001"}]}
+    assert audit_queue(pid, expected=1, timeout=0.5) == []
+
+
+def test_a_rejected_entry_is_reported_as_a_batch_item_failure_and_the_others_are_published(
+    stack,
+    audit_queue,  # type: ignore[no-untyped-def]
+):
+    from events.stream import handle_batch
+
+    pid = _unique("crafted")
+    good = _outbox_record("2000", pid)
+    bad = _outbox_record("2001", pid, detail="{not json")  # PutEvents: FailedEntryCount 1
+    assert handle_batch({"Records": [good, bad]}) == {
+        "batchItemFailures": [{"itemIdentifier": "2001"}]
+    }
+    messages = audit_queue(pid, expected=1)
+    assert [m["detail"]["event_id"] for m in messages] == [
+        good["dynamodb"]["NewImage"]["event_id"]["S"]
+    ]
+
+
+def test_a_batch_in_which_every_publish_fails_is_retried_as_a_whole(
+    stack,
+    audit_queue,
+    monkeypatch,  # type: ignore[no-untyped-def]
+):
+    """Two outbox INSERTs, bus missing. Powertools raises BatchProcessingError when
+    every record failed (Lambda then retries, bisecting, the whole batch; the local
+    runner does not advance its iterator); had it answered, both sequence numbers
+    must be listed. Either way no record may be taken as published."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    from events.stream import handle_batch
+
+    pid = _unique("crafted")
+    monkeypatch.setenv("EMR_EVENT_BUS_NAME", "emr-missing-" + uuid.uuid4().hex[:8])
+    event = {"Records": [_outbox_record("3000", pid), _outbox_record("3001", pid)]}
+    try:
+        failed = {f["itemIdentifier"] for f in handle_batch(event)["batchItemFailures"]}
+    except BatchProcessingError:
+        failed = {"3000", "3001"}
+    assert failed == {"3000", "3001"}
+    assert audit_queue(pid, expected=1, timeout=0.5) == []
+
+
+# --- search entries ------------------------------------------------------------------------
+
+
+def test_stale_search_entries_are_removed_from_the_stream(api, stack, runner):  # type: ignore[no-untyped-def]
+    old, new = _unique("Oldname"), _unique("Newname")
+    created = api.create(patient_body(old))
+    pid = created["id"]
+    _update(api, created, 1, name=[{"family": new, "given": ["Alex"]}])
+
+    stale = [e for e in _search_entries(stack, pid) if int(e["version"]["N"]) < 2]
+    assert stale, "the entries of the old family name stay until the stream removes them"
+
+    runner.drain()
+    assert _search_ids(api, f"family={old}") == []
+    assert _search_ids(api, f"family={new}") == [pid]
+    assert set(_versions(_search_entries(stack, pid))) == {2}
+
+
+def test_a_name_changed_back_keeps_the_entries_the_newest_version_rewrote(api, stack, runner):  # type: ignore[no-untyped-def]
+    a, b = _unique("Abaname"), _unique("Bbaname")
+    created = api.create(patient_body(a))
+    pid = created["id"]
+    entries_v1 = len(_search_entries(stack, pid))
+    v2 = _update(api, created, 1, name=[{"family": b, "given": ["Alex"]}])
+    _update(api, v2, 2, name=[{"family": a, "given": ["Alex"]}])
+
+    runner.drain()
+    assert _search_ids(api, f"family={a}") == [pid]
+    assert _search_ids(api, f"name={a}") == [pid]
+    assert _search_ids(api, f"family={b}") == []
+    entries = _search_entries(stack, pid)
+    assert len(entries) == entries_v1
+    assert set(_versions(entries)) == {3}
+
+
+def test_deleting_a_patient_removes_all_its_search_entries_at_once(api, stack):  # type: ignore[no-untyped-def]
+    family = _unique("Gonename")
+    pid = api.create(patient_body(family, mrn=_unique("MRN-")))["id"]
+    assert _search_ids(api, f"family={family}") == [pid]
+    assert _search_entries(stack, pid)
+
+    _delete(api, pid)  # no stream drain: the delete transaction itself removes them
+    assert _search_ids(api, f"family={family}") == []
+    assert _search_entries(stack, pid) == []
+
+
+def test_deleting_a_patient_also_removes_entries_an_untidied_update_left_behind(api, stack):  # type: ignore[no-untyped-def]
+    old, new = _unique("Leftname"), _unique("Rightname")
+    created = api.create(patient_body(old))
+    pid = created["id"]
+    _update(api, created, 1, name=[{"family": new, "given": ["Alex"]}])
+
+    _delete(api, pid)  # before the stream has tidied version 1's entries
+    assert _search_ids(api, f"family={old}") == []
+    assert _search_entries(stack, pid) == []
