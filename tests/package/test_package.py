@@ -211,10 +211,15 @@ def test_no_statement_allows_all_of_dynamodb_or_kms(sam: dict[str, Any]) -> None
 def test_zip_leaves_runtime_sdk_out(packaged: PackageResult) -> None:
     with zipfile.ZipFile(packaged.zip_path) as z:
         tops = {name.split("/", 1)[0] for name in z.namelist()}
-        cached = [name for name in z.namelist() if "__pycache__/" in name]
+        names = z.namelist()
+    cached = [name for name in names if "__pycache__/" in name]
     assert not tops & set(RUNTIME_ONLY_TOP_LEVEL), sorted(tops & set(RUNTIME_ONLY_TOP_LEVEL))
     assert not [top for top in tops if re.match(r"(boto3|botocore)-.*\.dist-info$", top)]
-    assert not cached, cached[:5]
+    # Bytecode: only what packaging compiled for the runtime, one .pyc per module.
+    tag = sys.implementation.cache_tag
+    assert all(name.endswith(f".{tag}.pyc") for name in cached), cached[:5]
+    assert "app.py" in names and f"__pycache__/app.{tag}.pyc" in names
+    assert "functions/patients/__pycache__/service." + tag + ".pyc" in names
     assert {"app.py", "functions", "models", "events", "jmespath"} <= tops
 
 
