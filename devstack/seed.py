@@ -10,18 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from devstack.importer import ImportReport, import_folder
+from functions.common.authz import Role
 
 TENANTS = ("demo-clinic", "other-clinic")
-ROLES = (
-    "clinician",
-    "prescriber",
-    "front_desk",
-    "biller",
-    "care_coordinator",
-    "supervisor",
-    "admin",
-    "compliance",
-)
+ROLES = tuple(role.value for role in Role)  # one demo user per role of the authz table
 DEMO_PASSWORD = "Demo-Passw0rd-2026!"  # local stack only; documented in the README
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo" / "synthea"
 OTHER_CLINIC_BUNDLES = 2  # other-clinic gets the first two demo patients

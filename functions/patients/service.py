@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events import outbox
-from events.patients import PatientCreated, PatientDeleted, PatientUpdated
+from events.patients import PatientChanged, PatientCreated, PatientDeleted, PatientUpdated
 from functions.common.audit import AuditDraft
 from functions.common.errors import (
     Gone,
@@ -70,10 +70,30 @@ def _write(
     audit.concerns(TYPE, patient_id, patient_id)
     audit.version = version
     audit.stage(uow, 201 if expected is None else 200)
-    event_cls = PatientCreated if expected is None else PatientUpdated
+    _stage_event(
+        uow,
+        PatientCreated if expected is None else PatientUpdated,
+        tenant,
+        audit,
+        patient_id,
+        version,
+    )
+    uow.commit()
+    audit.committed()
+    return Stored(resource, version, at)
+
+
+def _stage_event(
+    uow: UnitOfWork,
+    event: type[PatientChanged],
+    tenant: str,
+    audit: AuditDraft,
+    patient_id: str,
+    version: int,
+) -> None:
     outbox.stage(
         uow,
-        event_cls(
+        event(
             tenant=tenant,
             actor=audit.actor,
             request_id=audit.request_id,
@@ -81,9 +101,6 @@ def _write(
             resource_version=version,
         ),
     )
-    uow.commit()
-    audit.committed()
-    return Stored(resource, version, at)
 
 
 def create_patient(tenant: str, audit: AuditDraft, body: dict[str, Any]) -> Stored:
@@ -178,16 +195,7 @@ def delete_patient(tenant: str, audit: AuditDraft, patient_id: str) -> None:
     resources.stage_search_removal(uow, tenant, patient_id, in_tx)
     audit.version = version
     audit.stage(uow, 204)
-    outbox.stage(
-        uow,
-        PatientDeleted(
-            tenant=tenant,
-            actor=audit.actor,
-            request_id=audit.request_id,
-            patient_id=patient_id,
-            resource_version=version,
-        ),
-    )
+    _stage_event(uow, PatientDeleted, tenant, audit, patient_id, version)
     try:
         uow.commit()
     except TransactionCancelled:

@@ -23,17 +23,9 @@ from devstack.provision import (
     load_template,
     provision,
 )
+from functions.common.authz import Role
 
-ROLES = {
-    "clinician",
-    "prescriber",
-    "front_desk",
-    "biller",
-    "care_coordinator",
-    "supervisor",
-    "admin",
-    "compliance",
-}
+ROLES = {role.value for role in Role}  # the authz table is the one list of roles
 
 
 @pytest.fixture(scope="module")

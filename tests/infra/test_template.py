@@ -17,18 +17,11 @@ from typing import Any
 
 import pytest
 
+from functions.common.authz import Role
+
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "template.json"
 
-ROLES = {
-    "clinician",
-    "prescriber",
-    "front_desk",
-    "biller",
-    "care_coordinator",
-    "supervisor",
-    "admin",
-    "compliance",
-}
+ROLES = {role.value for role in Role}  # the authz table is the one list of roles
 # What Chalice's SAM output defines and the fragment merges into (see the report
 # of infra/README.md: the lead confirms these names against `chalice package`).
 CHALICE_RESOURCES = {
