@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 import threading
@@ -79,7 +80,19 @@ def bring_up(endpoint: str) -> Any:
     return local
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM both stop the stack cleanly, even when a parent
+    shell started us with SIGINT ignored (as non-interactive shells do for `&`)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def cmd_run(_: argparse.Namespace) -> None:
+    _stop_on_signals()
     endpoint = os.environ.get(ENDPOINT_ENV, DEFAULT_ENDPOINT)
     port = int(os.environ.get(API_PORT_ENV, "8000"))
     if not _port_free(API_HOST, port):
