@@ -7,7 +7,6 @@ import os
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ IMPORT_SNIPPET = (
 )
 
 
-def _import_ms(options: list[str], env: dict[str, str]) -> float:
+def _import_ms(options: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
     out = subprocess.run(
         [sys.executable, *options, "-c", IMPORT_SNIPPET],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -39,38 +38,22 @@ def cold_import_ms(runs: int = 5) -> list[float]:
     return [_import_ms([], dict(os.environ)) for _ in range(runs)]
 
 
-# Shipped by the Lambda runtime, stripped from the zip (devstack/package.py): assumed compiled.
-RUNTIME_SDK = frozenset({"boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six"})
-
-
 def cold_import_lambda_like_ms(runs: int = 5) -> list[float]:
-    """Like `cold_import_ms`, but only the standard library and the runtime's SDK have
-    bytecode: the zip carries no .pyc and /var/task is read-only, so in Lambda the
-    app and every bundled dependency are compiled from source at each cold start."""
-    with tempfile.TemporaryDirectory(prefix="bench-pyc-") as cache:
-        prefix = [f"-Xpycache_prefix={cache}"]
-        writable = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        _import_ms(prefix, writable)  # fills the cache with every module's bytecode
-        _keep_runtime_bytecode(Path(cache))
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        return [_import_ms(prefix, env) for _ in range(runs)]
+    """`import app` from the unzipped deployment zip, as Lambda imports it: the zip
+    first on sys.path, cwd = the code folder, no bytecode written (Lambda's code
+    folder is read-only, so only the .pyc files the zip carries help), the SDK
+    (boto3/botocore, stripped from the zip) from this interpreter's site-packages
+    as the runtime provides it. Empty when there is no dist/deployment.zip."""
+    import zipfile
 
-
-def _keep_runtime_bytecode(cache: Path) -> None:
-    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    for pyc in cache.rglob("*.pyc"):
-        source_dir = Path("/") / pyc.parent.relative_to(cache)
-        if not _runtime_provided(source_dir, stdlib):
-            pyc.unlink()
-
-
-def _runtime_provided(source_dir: Path, stdlib: Path) -> bool:
-    parts = source_dir.parts
-    if "site-packages" in parts or "dist-packages" in parts:
-        marker = "site-packages" if "site-packages" in parts else "dist-packages"
-        top = parts[parts.index(marker) + 1 : parts.index(marker) + 2]
-        return bool(top) and top[0] in RUNTIME_SDK
-    return source_dir.is_relative_to(stdlib)
+    archive = ROOT / ZIP
+    if not archive.is_file():
+        return []
+    with tempfile.TemporaryDirectory(prefix="bench-zip-") as code:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(code)
+        env = {**os.environ, "PYTHONPATH": code, "PYTHONDONTWRITEBYTECODE": "1"}
+        return [_import_ms([], env, cwd=Path(code)) for _ in range(runs)]
 
 
 @dataclass(frozen=True)
