@@ -36,6 +36,49 @@ def client(service: str) -> Any:
         return _clients[service]
 
 
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "ThrottlingError",
+        "TransactionConflict",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "KMSInternalException",
+        "LimitExceededException",
+    }
+)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Throttling or a transient conflict on the AWS side: the client should retry."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _code_of(current) in RETRYABLE_CODES:
+            return True
+        reasons = getattr(current, "cancellation_reasons", None) or []
+        if any(r is not None and r.code in RETRYABLE_CODES for r in reasons):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _code_of(exc: BaseException) -> str | None:
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import PynamoDBException
+
+    if isinstance(exc, PynamoDBException):
+        return exc.cause_response_code
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code"))
+    return None
+
+
 def reset() -> None:
     with _lock:
         _clients.clear()

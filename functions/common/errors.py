@@ -99,8 +99,14 @@ class PreconditionRequired(ApiError):
     outcome = "invalid"
 
 
+class ServiceUnavailable(ApiError):
+    status = 503
+    outcome = "error"
+
+
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
 
 
 INTERNAL = Issue("exception", "Internal error; the request id identifies it in the logs.")
+BUSY = Issue("transient", "The service is busy; retry the request shortly.")

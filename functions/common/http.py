@@ -20,17 +20,20 @@ from functions.common import auth
 from functions.common.audit import AuditDraft
 from functions.common.authz import Action, authorize
 from functions.common.errors import (
+    BUSY,
     INTERNAL,
     ApiError,
     Invalid,
     Issue,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
     operation_outcome,
 )
 from functions.common.observability import logger
 from functions.common.principal import Principal
 from functions.common.settings import api_settings
+from models.aws import retryable
 from models.clock import new_id
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -150,7 +153,12 @@ def _run(
         return view(ctx, **params)
     except ApiError as err:
         return error_response(err)
-    except Exception:
+    except Exception as exc:
+        if retryable(exc):
+            logger.warning(
+                "throttled", extra={"request_id": draft.request_id, "route": draft.route}
+            )
+            return error_response(ServiceUnavailable(BUSY, headers={"Retry-After": "1"}))
         logger.exception(
             "unhandled error", extra={"request_id": draft.request_id, "route": draft.route}
         )

@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint
 from chalice.app import Request, Response
 
-from functions.common.errors import Issue, NotFound
+from functions.common.errors import Issue, MethodNotAllowed, NotFound
 from functions.common.http import _base_url, fhir_response, public_view
 from functions.fhir.capability import capability_statement
 
@@ -25,6 +25,25 @@ def _current() -> Any:
 @public_view(_current)
 def metadata(request: Request) -> Response:
     return fhir_response(capability_statement(_base_url(request), RELEASED))
+
+
+@bp.route("/fhir/R4/Patient", methods=["PUT", "DELETE", "PATCH"], content_types=["*/*"])
+@public_view(_current)
+def patient_type_other_methods(request: Request) -> Response:
+    raise _not_allowed(request.method, "GET, POST")
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}", methods=["POST", "PATCH"], content_types=["*/*"])
+@public_view(_current)
+def patient_instance_other_methods(request: Request, patient_id: str) -> Response:
+    raise _not_allowed(request.method, "GET, PUT, DELETE")
+
+
+def _not_allowed(method: str, allowed: str) -> MethodNotAllowed:
+    return MethodNotAllowed(
+        Issue("not-supported", f"{method} is not supported here; allowed: {allowed}."),
+        headers={"Allow": allowed},
+    )
 
 
 def unknown_type(resource_type: str) -> NotFound:

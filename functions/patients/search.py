@@ -17,6 +17,8 @@ from functions.common.errors import Invalid, Issue
 from models.blind_index import MAX_PREFIX, MIN_PREFIX, normalize_words, prefixes, token
 
 SUPPORTED = ("family", "given", "name", "birthdate", "identifier", "_count", "_cursor")
+IGNORED = ("_format", "_pretty")  # response shaping clients add; JSON is the only format
+JSON_FORMATS = ("json", "application/json", "application/fhir+json")
 ENTRY_NAMESPACES = ("name", "birthdate", "identifier")
 DATE_RE = re.compile(r"^(eq)?(\d{4})(-\d{2})?(-\d{2})?$")
 DEFAULT_COUNT, MAX_COUNT = 20, 100
@@ -137,7 +139,9 @@ def parse_count(value: str) -> int:
 
 def _check_param(name: str, values: list[str]) -> None:
     base, _, modifier = name.partition(":")
-    if base not in SUPPORTED:
+    if base == "_format" and any(v not in JSON_FORMATS for v in values):
+        raise _bad(name, "Only JSON is served (_format=json).")
+    if base not in SUPPORTED + IGNORED:
         raise _bad(name, f"Unsupported search parameter. Supported: {', '.join(SUPPORTED)}.")
     if modifier:
         raise _bad(name, "Search modifiers are not supported.")
@@ -156,6 +160,8 @@ def parse_query(params: dict[str, list[str]]) -> SearchQuery:
                 query.count = parse_count(value)
             elif name == "_cursor":
                 query.cursor = value
+            elif name in IGNORED:
+                continue
             elif name == "birthdate":
                 query.terms.append(_date_term(value))
             elif name == "identifier":

@@ -169,3 +169,31 @@ def test_bad_search_is_400_naming_the_parameter(api, query, expression):
     r = api.http.get(f"/fhir/R4/Patient?{query}", headers=api.headers())
     assert r.status_code == 400, r.body
     assert _outcome(r)[0]["expression"] == [expression]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("patch", "/fhir/R4/Patient/01ANY0000000000000000000000", "GET, PUT, DELETE"),
+        ("post", "/fhir/R4/Patient/01ANY0000000000000000000000", "GET, PUT, DELETE"),
+        ("put", "/fhir/R4/Patient", "GET, POST"),
+        ("delete", "/fhir/R4/Patient", "GET, POST"),
+    ],
+)
+def test_unsupported_method_is_405_with_allow(api, method, path, allowed):
+    r = getattr(api.http, method)(path, headers=api.headers(), body="{}")
+    assert r.status_code == 405
+    assert r.headers["Allow"] == allowed
+    assert _outcome(r)[0]["code"] == "not-supported"
+
+
+def test_format_json_is_accepted_and_xml_is_refused(api):
+    assert (
+        api.http.get(
+            "/fhir/R4/Patient?family=zz&_format=json&_pretty=true", headers=api.headers()
+        ).status_code
+        == 200
+    )
+    r = api.http.get("/fhir/R4/Patient?family=zz&_format=xml", headers=api.headers())
+    assert r.status_code == 400
+    assert _outcome(r)[0]["expression"] == ["Patient.search._format"]
