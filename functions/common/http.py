@@ -101,6 +101,8 @@ def read_json_body(request: Request) -> dict[str, Any]:
         raise Invalid(Issue("required", "The request body is empty."))
     try:
         parsed = json.loads(raw)
+    except RecursionError:
+        raise Invalid(Issue("structure", "The body is nested too deeply.")) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         pos = getattr(exc, "lineno", None)
         where = f" at line {pos} column {getattr(exc, 'colno', '?')}" if pos else ""

@@ -58,8 +58,10 @@ def _patient() -> dict[str, Any]:
     return {
         "type": "Patient",
         "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
-        "documentation": "name (family or given) and birthDate are required. Updates require "
-        "If-Match (428 without it, 412 when stale). Bodies up to 256 KiB.",
+        "documentation": "name (family or given, with letters or digits) and birthDate are "
+        "required; FHIR JSON types are enforced; the narrative may not carry scripts or event "
+        "handlers. Updates require If-Match (428 without it, 412 when stale). Bodies up to "
+        "256 KiB. Search also accepts _format=json and _pretty (ignored).",
         "interaction": [
             {"code": c}
             for c in (

@@ -4,11 +4,17 @@ and never echo the submitted value (it may be PHI)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from functions.common.errors import Invalid, Issue
+from models.blind_index import normalize_words
 
 GENDERS = {"male", "female", "other", "unknown"}
+# FHIR narrative rules (xhtml datatype): no scripts, no event handlers, no active links.
+ACTIVE_CONTENT = re.compile(
+    r"<\s*(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", re.IGNORECASE
+)
 SERVER_MANAGED = ("meta",)
 
 
@@ -33,13 +39,25 @@ def _issue(error: dict[str, Any]) -> Issue:
     return Issue("value", message, [expression])
 
 
+def _has_words(name: dict[str, Any]) -> bool:
+    parts = [name.get("family") or "", *(name.get("given") or [])]
+    return any(normalize_words(str(p)) for p in parts)
+
+
+def _narrative_issues(body: dict[str, Any]) -> list[Issue]:
+    div = str((body.get("text") or {}).get("div") or "")
+    if div and (not div.lstrip().startswith("<div") or ACTIVE_CONTENT.search(div)):
+        message = "The narrative must be an XHTML <div> without scripts or event handlers."
+        return [Issue("value", message, ["Patient.text.div"])]
+    return []
+
+
 def _registration_rules(body: dict[str, Any]) -> list[Issue]:
-    issues = []
+    issues = _narrative_issues(body)
     names = body.get("name") or []
-    if not any(isinstance(n, dict) and (n.get("family") or n.get("given")) for n in names):
-        issues.append(
-            Issue("required", "A name with a family or given part is required.", ["Patient.name"])
-        )
+    if not any(isinstance(n, dict) and _has_words(n) for n in names):
+        message = "A name with a family or given part (letters or digits) is required."
+        issues.append(Issue("required", message, ["Patient.name"]))
     if not body.get("birthDate"):
         issues.append(Issue("required", "birthDate is required.", ["Patient.birthDate"]))
     gender = body.get("gender")

@@ -61,6 +61,25 @@ def _count_named(api, family: str) -> int:  # type: ignore[no-untyped-def]
             "Patient.active",
         ),
         ("", 400, None),
+        (
+            '{"resourceType": "Patient", "name": [{"family": "   "}], "birthDate": "1990-01-01"}',
+            400,
+            "Patient.name",
+        ),
+        (
+            '{"resourceType": "Patient", "name": [{"family": "F"}], "birthDate": "1990-01-01", '
+            '"text": {"status": "generated", "div": "<div xmlns=\\"http://www.w3.org/1999/xhtml\\">'
+            '<img src=x onerror=alert(1)></div>"}}',
+            400,
+            "Patient.text.div",
+        ),
+        (
+            '{"resourceType": "Patient", "name": [{"family": "F"}], "birthDate": "1990-01-01", '
+            '"multipleBirthInteger": NaN}',
+            400,
+            "Patient.multipleBirthInteger",
+        ),
+        ('{"resourceType": "Patient", "x": ' + "[" * 5000 + "]" * 5000 + "}", 400, None),
     ],
 )
 def test_invalid_create_is_400_naming_the_field(api, body, status, expression):
