@@ -120,7 +120,7 @@ class EmbeddedMotoServer:
     def endpoint(self) -> str:
         assert self._server is not None, "start() first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> str:
         from moto.moto_server.werkzeug_app import (
