@@ -8,7 +8,7 @@ from chalice import Blueprint
 from chalice.app import Response
 
 from functions.common.authz import Action
-from functions.common.bundle import bundle, link
+from functions.common.bundle import bundle, history_entry, link
 from functions.common.http import RequestContext, fhir_response, fhir_view, read_json_body
 from functions.patients import service
 from functions.patients.search import parse_count
@@ -95,24 +95,10 @@ def history(ctx: RequestContext, patient_id: str) -> Response:
     before_raw = params.get("_before_version", [None])[0]
     before = int(before_raw) if before_raw and before_raw.isdigit() else None
     entries, next_before = service.history(ctx.tenant, ctx.audit, patient_id, count, before)
-    items = []
-    for e in entries:
-        url = f"{ctx.base_url}/Patient/{patient_id}/_history/{e.version}"
-        entry: dict[str, Any] = {
-            "fullUrl": url,
-            "request": {
-                "method": "DELETE" if e.deleted else ("POST" if e.version == 1 else "PUT"),
-                "url": f"Patient/{patient_id}",
-            },
-            "response": {
-                "status": "204" if e.deleted else ("201" if e.version == 1 else "200"),
-                "etag": f'W/"{e.version}"',
-                "lastModified": e.last_updated,
-            },
-        }
-        if e.resource is not None:
-            entry["resource"] = e.resource
-        items.append(entry)
+    items = [
+        history_entry(ctx.base_url, f"Patient/{patient_id}", e.version, e.last_updated, e.resource)
+        for e in entries
+    ]
     links = {"self": link(ctx.base_url, f"Patient/{patient_id}/_history", [("_count", str(count))])}
     if next_before:
         links["next"] = link(
