@@ -22,8 +22,8 @@ from functions.common.authz import Role
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "template.json"
 
 ROLES = {role.value for role in Role}  # the authz table is the one list of roles
-# What Chalice's SAM output defines and the fragment merges into (see the report
-# of infra/README.md: the lead confirms these names against `chalice package`).
+# What Chalice's SAM output defines and the fragment merges into; the package test
+# (tests/package) checks these names against real `chalice package` output.
 CHALICE_RESOURCES = {
     "APIHandler",
     "StreamPublisher",
