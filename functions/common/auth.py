@@ -11,6 +11,8 @@ access tokens (ADR 0004).
 from __future__ import annotations
 
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +55,53 @@ def bearer_token(headers: Mapping[str, str]) -> str:
     return token.strip()
 
 
+class _VerifiedTokens:
+    """Claims of tokens already verified in this process, keyed by the exact token
+    string, for at most their own lifetime (checked on every use). A token is
+    verified once per container instead of once per request; any other string,
+    however similar, goes through full verification."""
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._claims: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(self, token: str, skew_s: int) -> dict[str, Any] | None:
+        with self._lock:
+            claims = self._claims.get(token)
+            if claims is None:
+                return None
+            if float(claims["exp"]) + skew_s <= time.time():
+                del self._claims[token]
+                return None
+            self._claims.move_to_end(token)
+            return claims
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._claims[token] = claims
+            while len(self._claims) > self._max:
+                self._claims.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._claims.clear()
+
+
+_verified = _VerifiedTokens()
+
+
 def verify(token: str) -> dict[str, Any]:
+    s = api_settings()
+    cached = _verified.get(token, s.clock_skew_s)
+    if cached is not None:
+        return cached
+    claims = _verify_fully(token)
+    _verified.put(token, claims)
+    return claims
+
+
+def _verify_fully(token: str) -> dict[str, Any]:
     s = api_settings()
     try:
         signing_key = _jwks().get_signing_key_from_jwt(token)
@@ -96,3 +144,4 @@ def principal_from(headers: Mapping[str, str]) -> Principal:
 def reset() -> None:
     global _client
     _client = None
+    _verified.clear()
