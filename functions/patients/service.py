@@ -42,7 +42,7 @@ def _not_found(patient_id: str) -> NotFound:
 
 
 def _with_meta(body: dict[str, Any], patient_id: str, version: int, at: str) -> dict[str, Any]:
-    meta = {"versionId": str(version), "lastUpdated": at}
+    meta = {**(body.get("meta") or {}), "versionId": str(version), "lastUpdated": at}
     return {
         "resourceType": TYPE,
         "id": patient_id,

@@ -15,7 +15,7 @@ GENDERS = {"male", "female", "other", "unknown"}
 ACTIVE_CONTENT = re.compile(
     r"<\s*(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", re.IGNORECASE
 )
-SERVER_MANAGED = ("meta",)
+SERVER_META = ("versionId", "lastUpdated")  # set by the server; tags, labels, profiles kept
 
 
 def _expression(loc: tuple[Any, ...]) -> str:
@@ -89,7 +89,9 @@ def validate_patient(body: dict[str, Any], *, path_id: str | None) -> dict[str, 
     issues = _json_type_issues(body, canonical, "Patient") + _registration_rules(body)
     if issues:
         raise Invalid(issues)
-    return {k: v for k, v in canonical.items() if k not in SERVER_MANAGED and k != "id"}
+    clean = {k: v for k, v in canonical.items() if k != "id"}
+    meta = {k: v for k, v in (clean.pop("meta", None) or {}).items() if k not in SERVER_META}
+    return {**clean, "meta": meta} if meta else clean
 
 
 def _json_type_issues(given: Any, canonical: Any, path: str) -> list[Issue]:

@@ -177,3 +177,22 @@ def test_capability_statement_is_valid_fhir(api):
     from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
     CapabilityStatement.model_validate(json.loads(api.http.get("/fhir/R4/metadata").body))
+
+
+def test_meta_tags_and_security_labels_are_kept_but_version_is_the_servers(api):
+    body = {
+        **patient_body(_unique()),
+        "meta": {
+            "versionId": "42",
+            "lastUpdated": "2001-01-01T00:00:00Z",
+            "tag": [{"system": "urn:emr:test", "code": "demo"}],
+            "security": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+            ],
+        },
+    }
+    created = api.create(body)
+    assert created["meta"]["versionId"] == "1"
+    assert created["meta"]["lastUpdated"] != "2001-01-01T00:00:00Z"
+    assert created["meta"]["tag"] == body["meta"]["tag"]
+    assert created["meta"]["security"] == body["meta"]["security"]
