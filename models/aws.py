@@ -77,8 +77,3 @@ def _code_of(exc: BaseException) -> str | None:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code"))
     return None
-
-
-def reset() -> None:
-    with _lock:
-        _clients.clear()

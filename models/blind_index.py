@@ -110,8 +110,3 @@ def _create(tenant: str, pk: str, sk: str) -> bytes:
         winner = TenantKeyItem.get(pk, sk, consistent_read=True)
         return _decrypt(tenant, winner.encrypted_key)
     return bytes(resp["Plaintext"])
-
-
-def forget_keys() -> None:
-    with _lock:
-        _keys.clear()

@@ -198,9 +198,3 @@ def envelope() -> Envelope:
                 cache = DataKeyCache(s.data_key_max_age_s, s.data_key_max_uses)
                 _envelope = Envelope(client("kms"), s.data_key_id, cache)
     return _envelope
-
-
-def reset() -> None:
-    """Forget the process-wide envelope (tests that switch endpoints)."""
-    global _envelope
-    _envelope = None

@@ -124,8 +124,3 @@ class TenantKeyItem(TableItem, discriminator="tenant-key"):
     purpose = UnicodeAttribute()
     encrypted_key = BinaryAttribute(legacy_encoding=False)
     created_at = UnicodeAttribute()
-
-
-def configure_table(table_name: str) -> None:
-    """Point every item class at `table_name` (tests and tools)."""
-    TableItem.Meta.table_name = table_name

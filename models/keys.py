@@ -59,11 +59,6 @@ def history_prefix(resource_type: str, resource_id: str) -> str:
     return f"{HISTORY}#{resource_type}#{_id(resource_id)}#"
 
 
-def chart_prefix() -> str:
-    """sk prefix of every current resource in a patient's collection."""
-    return f"{CURRENT}#"
-
-
 def patients_list_pk(tenant: str) -> str:
     """gsi1: every current Patient of a tenant, oldest first (ids are ULIDs)."""
     return f"TENANT#{_tenant(tenant)}#PATIENTS"

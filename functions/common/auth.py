@@ -139,9 +139,3 @@ def principal_from(headers: Mapping[str, str]) -> Principal:
         tenant=tenant,
         roles=frozenset(str(g) for g in groups),
     )
-
-
-def reset() -> None:
-    global _client
-    _client = None
-    _verified.clear()

@@ -76,7 +76,7 @@ def _source_ip(request: Request) -> str | None:
     return str(ip) if ip else None
 
 
-def _base_url(request: Request) -> str:
+def base_url(request: Request) -> str:
     headers = request.headers
     host = headers.get("x-forwarded-host") or headers.get("host") or "localhost"
     proto = headers.get("x-forwarded-proto") or ("http" if host.startswith("127.") else "https")
@@ -151,7 +151,7 @@ def _run(
         draft.tenant, draft.actor = principal.tenant, principal.sub
         draft.actor_name, draft.roles = principal.username, sorted(principal.roles)
         authorize(principal, action)
-        ctx = RequestContext(request, draft.request_id, principal, draft, _base_url(request))
+        ctx = RequestContext(request, draft.request_id, principal, draft, base_url(request))
         return view(ctx, **params)
     except ApiError as err:
         return error_response(err)

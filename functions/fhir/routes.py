@@ -9,7 +9,7 @@ from chalice import Blueprint
 from chalice.app import Request, Response
 
 from functions.common.errors import Issue, MethodNotAllowed, NotFound
-from functions.common.http import _base_url, fhir_response, public_view
+from functions.common.http import base_url, fhir_response, public_view
 from functions.fhir.capability import capability_statement
 
 bp = Blueprint(__name__)
@@ -24,7 +24,7 @@ def _current() -> Any:
 @bp.route("/fhir/R4/metadata", methods=["GET"], content_types=["*/*"])
 @public_view(_current)
 def metadata(request: Request) -> Response:
-    return fhir_response(capability_statement(_base_url(request), RELEASED))
+    return fhir_response(capability_statement(base_url(request), RELEASED))
 
 
 @bp.route("/fhir/R4/Patient", methods=["PUT", "DELETE", "PATCH"], content_types=["*/*"])

@@ -233,8 +233,7 @@ def read_version(tenant: str, audit: AuditDraft, patient_id: str, version_id: st
 class HistoryEntry:
     version: int
     last_updated: str
-    deleted: bool
-    resource: dict[str, Any] | None
+    resource: dict[str, Any] | None  # None: this version records the deletion
 
 
 def history(
@@ -251,7 +250,6 @@ def history(
         HistoryEntry(
             int(i.version),
             i.last_updated,
-            bool(i.deleted),
             None if i.deleted else resources.open_body(i),
         )
         for i in items
