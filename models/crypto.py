@@ -53,7 +53,7 @@ class DataKeyCache:
 
     Encrypt side: one key per (tenant, class), replaced after `max_age_s` or
     `max_uses` messages. Decrypt side: an LRU of (encrypted key, tenant, class)
-    -> plaintext, entries expire after `max_age_s`. The context is part of the
+    -> plaintext, entries expire after `max_age_s` or `max_uses` decryptions. The context is part of the
     decrypt-cache key, so a cached key never opens a body under another tenant's
     or class's context without KMS having said yes to that context.
     """
@@ -92,9 +92,10 @@ class DataKeyCache:
             key = self._decrypt.get(entry)
             if key is None:
                 return None
-            if not self._fresh(key, now):
+            if not self._fresh(key, now) or key.uses >= self.max_uses:
                 del self._decrypt[entry]
                 return None
+            key.uses += 1
             self._decrypt.move_to_end(entry)
             return key.plaintext
 
@@ -103,7 +104,8 @@ class DataKeyCache:
             self._remember((key.encrypted, *context), key)
 
     def _remember(self, entry: tuple[bytes, str, str], key: _CachedKey) -> None:
-        self._decrypt[entry] = key
+        # The decrypt side counts its own uses: a copy, not the encrypt side's object.
+        self._decrypt[entry] = _CachedKey(key.plaintext, key.encrypted, key.created)
         self._decrypt.move_to_end(entry)
         while len(self._decrypt) > self.max_entries:
             self._decrypt.popitem(last=False)

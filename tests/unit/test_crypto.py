@@ -115,3 +115,13 @@ def test_tampered_ciphertext_fails():
     blob[-1] ^= 1
     with pytest.raises(DecryptionError):
         env.open(bytes(blob), tenant="t1", data_class="phi", aad=b"a")
+
+
+def test_a_cached_decryption_key_is_asked_for_again_after_max_uses():
+    writer, kms = _envelope()
+    blob = writer.seal(b"x", tenant="t1", data_class="phi", aad=b"a")
+    reader = Envelope(kms, "alias/emr-data", DataKeyCache(300, max_uses=4))
+    for _ in range(10):
+        reader.open(blob, tenant="t1", data_class="phi", aad=b"a")
+    # 1 Decrypt and 4 cached uses, then a fresh Decrypt and 4 more cached uses
+    assert kms.calls.count("Decrypt") == 2
