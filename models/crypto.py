@@ -53,9 +53,10 @@ class DataKeyCache:
 
     Encrypt side: one key per (tenant, class), replaced after `max_age_s` or
     `max_uses` messages. Decrypt side: an LRU of (encrypted key, tenant, class)
-    -> plaintext, entries expire after `max_age_s` or `max_uses` decryptions. The context is part of the
-    decrypt-cache key, so a cached key never opens a body under another tenant's
-    or class's context without KMS having said yes to that context.
+    -> plaintext, entries expire after `max_age_s` or `max_uses` decryptions.
+    The context is part of the decrypt-cache key, so a cached key never opens a
+    body under another tenant's or class's context without KMS having said yes to
+    that context.
     """
 
     def __init__(self, max_age_s: float, max_uses: int, max_entries: int = 512) -> None:
