@@ -104,3 +104,9 @@ def patient_body(
     if mrn:
         body["identifier"] = [{"system": "urn:emr:mrn", "value": mrn}]
     return body
+
+
+def next_path(bundle: dict) -> str | None:  # type: ignore[type-arg]
+    """The path of a Bundle's `next` link, for the test client (which takes paths)."""
+    urls = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+    return "/fhir/R4" + urls[0].split("/fhir/R4", 1)[1] if urls else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from tests.conftest import patient_body
+from tests.conftest import next_path, patient_body
 
 
 def _unique(prefix: str = "Crud") -> str:
@@ -133,8 +133,7 @@ def test_history_pages_with_next_links(api):
     while next_url:
         page = json.loads(api.http.get(next_url, headers=api.headers()).body)
         seen += [e["response"]["etag"] for e in page["entry"]]
-        nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
-        next_url = "/fhir/R4" + nxt[0].split("/fhir/R4", 1)[1] if nxt else None
+        next_url = next_path(page)
     assert seen == ['W/"4"', 'W/"3"', 'W/"2"', 'W/"1"']
 
 

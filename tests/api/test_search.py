@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import patient_body
+from tests.conftest import next_path, patient_body
 
 
 def _ids(api, query: str, tenant: str = "demo-clinic") -> list[str]:  # type: ignore[no-untyped-def]
@@ -99,8 +99,7 @@ def test_paging_follows_next_links_without_repeats(api, family, people):
     while url:
         page = json.loads(api.http.get(url, headers=api.headers()).body)
         seen += [e["resource"]["id"] for e in page["entry"]]
-        nxt = [lk["url"] for lk in page["link"] if lk["relation"] == "next"]
-        url = "/fhir/R4" + nxt[0].split("/fhir/R4", 1)[1] if nxt else None
+        url = next_path(page)
         pages += 1
         assert pages < 10
     assert sorted(seen) == sorted(p["id"] for p, _ in people.values())

@@ -237,6 +237,24 @@ def test_a_failed_publish_is_retried_by_the_runner_and_then_delivered_once(
 # --- handle_batch with crafted stream records ----------------------------------------------
 
 
+def _insert_record(sequence: str, key: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB stream INSERT record as Lambda delivers it (NEW_AND_OLD_IMAGES)."""
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": key,
+            "NewImage": {**key, **image},
+            "SequenceNumber": sequence,
+            "SizeBytes": 300,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+
+
 def _outbox_record(sequence: str, patient_id: str, detail: str | None = None) -> dict[str, Any]:
     event_id = uuid.uuid4().hex
     if detail is None:
@@ -252,28 +270,15 @@ def _outbox_record(sequence: str, patient_id: str, detail: str | None = None) ->
             }
         )
     key = {"pk": {"S": f"TENANT#{TENANT}#OUTBOX#{event_id}"}, "sk": {"S": "EVENT"}}
-    return {
-        "eventID": uuid.uuid4().hex,
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": key,
-            "NewImage": {
-                **key,
-                "type": {"S": "outbox"},
-                "event_id": {"S": event_id},
-                "tenant": {"S": TENANT},
-                "source": {"S": "emr.patients"},
-                "detail_type": {"S": "patient.created"},
-                "detail": {"S": detail},
-            },
-            "SequenceNumber": sequence,
-            "SizeBytes": 300,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
+    image = {
+        "type": {"S": "outbox"},
+        "event_id": {"S": event_id},
+        "tenant": {"S": TENANT},
+        "source": {"S": "emr.patients"},
+        "detail_type": {"S": "patient.created"},
+        "detail": {"S": detail},
     }
+    return _insert_record(sequence, key, image)
 
 
 def _history_record(sequence: str, patient_id: str) -> dict[str, Any]:
@@ -281,20 +286,7 @@ def _history_record(sequence: str, patient_id: str) -> dict[str, Any]:
         "pk": {"S": keys.patient_pk(TENANT, patient_id)},
         "sk": {"S": keys.history_sk("Patient", patient_id, 1)},
     }
-    return {
-        "eventID": uuid.uuid4().hex,
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": key,
-            "NewImage": {**key, "type": {"S": "history"}, "version": {"N": "1"}},
-            "SequenceNumber": sequence,
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-    }
+    return _insert_record(sequence, key, {"type": {"S": "history"}, "version": {"N": "1"}})
 
 
 def test_a_publish_to_a_missing_bus_is_reported_as_that_records_batch_item_failure(

@@ -10,7 +10,7 @@ import pytest
 
 from models import keys
 from models.items import AuditItem
-from tests.conftest import patient_body
+from tests.conftest import next_path, patient_body
 
 
 def _records(tenant: str, patient_id: str) -> list[AuditItem]:
@@ -104,8 +104,7 @@ def test_compliance_lists_a_patients_audit_events_newest_first(api, patient):
         assert r.status_code == 200, r.body
         page = json.loads(r.body)
         seen += [e["resource"] for e in page["entry"]]
-        nxt = [lk["url"] for lk in page["link"] if lk["relation"] == "next"]
-        url = "/fhir/R4" + nxt[0].split("/fhir/R4", 1)[1] if nxt else None
+        url = next_path(page)
     subtypes = [e["subtype"][0]["code"] for e in seen]
     assert subtypes[-2:] == ["patient.read", "patient.create"]
     assert all(e["resourceType"] == "AuditEvent" for e in seen)

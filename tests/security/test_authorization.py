@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from functions.common.authz import POLICY, Action, Role
-from tests.conftest import patient_body
+from tests.conftest import next_path, patient_body
 
 ABSENT = "01ABSENT000000000000000000"
 
@@ -75,8 +75,7 @@ def test_listing_shows_only_own_tenant(api, two_patients):
     while url:
         page = json.loads(api.http.get(url, headers=api.headers()).body)
         seen |= {e["resource"]["id"] for e in page["entry"]}
-        nxt = [lk["url"] for lk in page["link"] if lk["relation"] == "next"]
-        url = "/fhir/R4" + nxt[0].split("/fhir/R4", 1)[1] if nxt else None
+        url = next_path(page)
     assert mine["id"] in seen and theirs["id"] not in seen
 
 
