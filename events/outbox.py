@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from events.envelope import DomainEvent
 from models import keys
+from models.clock import now
 from models.items import OutboxItem
 from models.uow import UnitOfWork
 
@@ -12,8 +13,6 @@ RETENTION_S = 7 * 24 * 3600
 
 
 def outbox_item(event: DomainEvent) -> OutboxItem:
-    from models.clock import now
-
     return OutboxItem(
         keys.outbox_pk(event.tenant, event.event_id),
         keys.OUTBOX_SK,
