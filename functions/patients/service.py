@@ -287,10 +287,10 @@ def search_patients(tenant: str, audit: AuditDraft, params: dict[str, list[str]]
     items, last = resources.query_index(
         gsi1pk, query.count, _start_key(tenant, primary, query.cursor), filters
     )
-    found = [_open(i) for i in items]
+    found = [r for r in (_open(i) for i in items) if r is not None]
     audit.result_count = len(found)
     next_cursor = last["gsi1sk"]["S"] if last else None
-    return SearchPage([r for r in found if r is not None], next_cursor)
+    return SearchPage(found, next_cursor)
 
 
 def _open(item: TableItem) -> dict[str, Any] | None:
