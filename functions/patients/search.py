@@ -9,6 +9,7 @@ in models/README.md ("Search").
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,11 @@ SUPPORTED = ("family", "given", "name", "birthdate", "identifier", "_count", "_c
 IGNORED = ("_format", "_pretty")  # response shaping clients add; JSON is the only format
 JSON_FORMATS = ("json", "application/json", "application/fhir+json")
 ENTRY_NAMESPACES = ("name", "birthdate", "identifier")
-DATE_RE = re.compile(r"^(eq)?(\d{4})(-\d{2})?(-\d{2})?$")
-DEFAULT_COUNT, MAX_COUNT = 20, 100
+DATE_RE = re.compile(r"(?:eq)?([0-9]{4})(?:-([0-9]{2}))?(?:-([0-9]{2}))?")  # ASCII digits only
+WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits: str.isdigit() also takes "²" and "٣"
+# 99: a page's audit record and its copy in each returned patient's trail are one
+# transaction of at most 100 items (models/audit.py).
+DEFAULT_COUNT, MAX_COUNT = 20, 99
 MAX_ENTRIES = 90  # a write must fit one transaction (100 items) with its other items
 
 
@@ -112,14 +116,30 @@ def _string_terms(param: str, value: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def whole_number(value: str | None) -> int | None:
+    """A non-negative whole number written with 1 to 9 ASCII digits, else None."""
+    return int(value) if value is not None and WHOLE_NUMBER.fullmatch(value) else None
+
+
+def _real_date(year: str, month: str | None, day: str | None) -> bool:
+    """Year 0001-9999, month 01-12, a day that month has (2001-02-29 has none)."""
+    try:
+        datetime.date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        return False
+    return True
+
+
 def _date_term(value: str) -> tuple[str, str, int]:
-    m = DATE_RE.match(value)
+    m = DATE_RE.fullmatch(value)
     if not m:
         raise _bad(
             "birthdate",
             "birthdate supports eq (or no prefix) with YYYY, YYYY-MM or "
             "YYYY-MM-DD; ranges are not supported.",
         )
+    if not _real_date(*m.groups()):
+        raise _bad("birthdate", "birthdate is not a calendar date (year 0001-9999).")
     date = value.removeprefix("eq")
     return ("birthdate", date, 40 if len(date) == 10 else 5)
 
@@ -131,10 +151,29 @@ def _identifier_term(value: str) -> tuple[str, str, int]:
     return ("identifier", f"{system if sep else ''}|{code.strip()}", 100)
 
 
-def parse_count(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_COUNT:
-        raise _bad("_count", f"_count must be a whole number from 1 to {MAX_COUNT}.")
-    return int(value)
+def parse_count(value: str, where: str = "Patient.search") -> int:
+    """`_count` of a search or history page; `where` names the interaction in errors."""
+    count = whole_number(value)
+    if count is None or not 1 <= count <= MAX_COUNT:
+        message = f"_count must be a whole number from 1 to {MAX_COUNT}."
+        raise Invalid(Issue("invalid", message, [f"{where}._count"]))
+    return count
+
+
+def parse_before_version(value: str | None) -> int | None:
+    """History's `_before_version` (from the server's own next links): a version number."""
+    if value is None:
+        return None
+    version = whole_number(value)
+    if version is None or version < 1:
+        raise Invalid(
+            Issue(
+                "invalid",
+                "_before_version must be a version number (1 to 9 digits).",
+                ["Patient.history._before_version"],
+            )
+        )
+    return version
 
 
 def _check_param(name: str, values: list[str]) -> None:

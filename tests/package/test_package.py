@@ -55,6 +55,7 @@ FROM_ZIP = (
     "fhir.resources",
     "aws_lambda_powertools",
     "jmespath",
+    "nh3",
 )
 FROM_RUNTIME = ("boto3", "botocore")
 RUNTIME_ONLY_TOP_LEVEL = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six.py")
