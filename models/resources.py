@@ -1,8 +1,14 @@
 """Reads and staged writes of versioned FHIR resources in a patient's collection.
 
 Bodies are sealed once per version and the same blob is stored in the current
-item, its history item and its search entries: the AAD names the patient's
-partition, the resource and the version, which every one of those items shares.
+item, its history item and (when small) its search entries: the AAD names the
+patient's partition, the resource and the version, which every one of those
+items shares.
+
+A search entry carries the body only up to `ENTRY_BODY_MAX` bytes, so that a
+create with the most search entries allowed stays far inside DynamoDB's 4 MB
+transaction limit whatever the body's size; a search page whose entries carry
+no body fetches the current items with one BatchGetItem (models/README.md).
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ from models import keys
 from models.crypto import envelope
 from models.items import HistoryItem, ResourceItem, SearchEntryItem, TableItem
 from models.uow import UnitOfWork
+
+# Largest sealed body copied into search entries: 90 entries of this size plus a
+# current and a history item at DynamoDB's 400 KB stay under the 4 MB limit.
+ENTRY_BODY_MAX = 8 * 1024
+BATCH_GET_MAX = 100  # DynamoDB's limit of keys per BatchGetItem
 
 
 @dataclass(frozen=True)
@@ -103,9 +114,10 @@ def stage_search_entries(uow: UnitOfWork, v: Version, blob: bytes, filters: froz
     """One entry per token of `v.tokens`, each overwriting the previous version's
     entry; every entry carries `filters` so further criteria filter server-side."""
     pk = keys.patient_pk(v.tenant, v.patient_id)
+    inline = blob if len(blob) <= ENTRY_BODY_MAX else None
     for token in sorted(v.tokens):
         entry = SearchEntryItem(
-            pk, keys.search_entry_sk(token), **_fields(v, blob), token=token, tokens=set(filters)
+            pk, keys.search_entry_sk(token), **_fields(v, inline), token=token, tokens=set(filters)
         )
         entry.gsi1pk = keys.search_pk(v.tenant, token)
         entry.gsi1sk = v.patient_id
@@ -131,8 +143,10 @@ def remove_stale_entries(tenant: str, patient_id: str, tokens: set[str], below_v
         try:
             entry.delete(condition=SearchEntryItem.version < below_version)
             removed += 1
-        except DeleteError:
-            continue  # already gone, or rewritten by a newer version
+        except DeleteError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise  # throttling, timeouts, ...: fail the stream record so it is retried
+            # already gone, or rewritten by a newer version
     return removed
 
 
@@ -226,3 +240,43 @@ def query_index(
     page = result.page_iter.next()
     items = [TableItem.from_raw_data(raw) for raw in page.get("Items", [])]
     return items, page.get("LastEvaluatedKey")
+
+
+def current_items(tenant: str, patient_ids: list[str]) -> dict[str, ResourceItem]:
+    """The current Patient items of `patient_ids` (one consistent BatchGetItem per
+    100 ids; DynamoDB's unprocessed keys are asked again), by patient id."""
+    found: dict[str, ResourceItem] = {}
+    unique = list(dict.fromkeys(patient_ids))
+    for start in range(0, len(unique), BATCH_GET_MAX):
+        chunk = unique[start : start + BATCH_GET_MAX]
+        wanted = [(keys.patient_pk(tenant, p), keys.resource_sk("Patient", p)) for p in chunk]
+        for item in ResourceItem.batch_get(wanted, consistent_read=True):
+            found[item.patient_id] = item
+    return found
+
+
+def bodies_for_page(tenant: str, items: list[TableItem]) -> list[ResourceItem | SearchEntryItem]:
+    """The live items of a search page, each able to open its body.
+
+    Entries that carry no body (their version's body was over `ENTRY_BODY_MAX`)
+    are replaced by the patient's current item, read in one batch; an entry whose
+    patient no longer holds its token (a later version dropped it and the stream
+    has not yet tidied the entry) is left out rather than shown as a match."""
+    live = [
+        i for i in items if isinstance(i, ResourceItem | SearchEntryItem) and not i.deleted
+    ]
+    missing = [i.patient_id for i in live if i.body is None]
+    current = current_items(tenant, missing) if missing else {}
+    page: list[ResourceItem | SearchEntryItem] = []
+    for item in live:
+        if item.body is not None:
+            page.append(item)
+            continue
+        now_item = current.get(item.patient_id)
+        token = getattr(item, "token", None)
+        if now_item is None or now_item.deleted or now_item.body is None:
+            continue
+        if token is not None and token not in (now_item.tokens or set()):
+            continue
+        page.append(now_item)
+    return page

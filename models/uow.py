@@ -18,9 +18,10 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from models.item_size import ITEM_MAX, TRANSACTION_ITEMS_MAX, TRANSACTION_MAX, item_size
 from models.settings import storage_settings
 
-MAX_ITEMS = 100  # DynamoDB's limit per transaction
+MAX_ITEMS = TRANSACTION_ITEMS_MAX
 
 _connection: Connection | None = None
 _lock = threading.Lock()
@@ -42,8 +43,29 @@ class TransactionCancelled(Exception):
         self.failed = failed
 
 
-class TooManyItems(Exception):
-    pass
+class WriteTooLarge(Exception):
+    """The staged writes break one of DynamoDB's limits; nothing was sent."""
+
+    def explain(self, what: str) -> str:
+        return f"{what} is too large to store: {self}."
+
+
+class TooManyItems(WriteTooLarge):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} items in one write, over DynamoDB's {TRANSACTION_ITEMS_MAX}")
+        self.count = count
+
+
+class ItemTooLarge(WriteTooLarge):
+    def __init__(self, label: str, size: int) -> None:
+        super().__init__(f"a {label} item of {size} bytes, over DynamoDB's {ITEM_MAX}")
+        self.label, self.size = label, size
+
+
+class TransactionTooLarge(WriteTooLarge):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes in one write, over DynamoDB's {TRANSACTION_MAX}")
+        self.size = size
 
 
 @dataclass
@@ -66,9 +88,28 @@ class UnitOfWork:
     def __len__(self) -> int:
         return len(self._checks) + len(self._deletes) + len(self._puts)
 
-    def commit(self, token: str | None = None) -> None:
+    def size(self) -> int:
+        """DynamoDB's aggregate size of the items written (puts), in bytes; raises
+        ItemTooLarge for the first item over the per-item limit."""
+        total = 0
+        for label, (item, _) in self._puts:
+            size = item_size(item.serialize())
+            if size > ITEM_MAX:
+                raise ItemTooLarge(label, size)
+            total += size
+        return total
+
+    def check_limits(self) -> None:
+        """DynamoDB's transaction limits, checked before anything is sent (moto
+        enforces none of them; AWS would cancel the whole write)."""
         if len(self) > MAX_ITEMS:
-            raise TooManyItems(str(len(self)))
+            raise TooManyItems(len(self))
+        total = self.size()
+        if total > TRANSACTION_MAX:
+            raise TransactionTooLarge(total)
+
+    def commit(self, token: str | None = None) -> None:
+        self.check_limits()
         labels = [label for label, _ in self._checks + self._deletes + self._puts]
         try:
             with TransactWrite(connection=_shared_connection(), client_request_token=token) as tx:
