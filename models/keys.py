@@ -59,6 +59,14 @@ def history_prefix(resource_type: str, resource_id: str) -> str:
     return f"{HISTORY}#{resource_type}#{_id(resource_id)}#"
 
 
+LABELS = "L"  # keyed MAC of a resource's security labels
+
+
+def labels_sk(resource_type: str, resource_id: str) -> str:
+    """Beside the chart, outside its `R#` range: a chart Query never carries it."""
+    return f"{LABELS}#{resource_type}#{_id(resource_id)}"
+
+
 def patients_list_pk(tenant: str) -> str:
     """gsi1: every current Patient of a tenant, oldest first (ids are ULIDs)."""
     return f"TENANT#{_tenant(tenant)}#PATIENTS"
@@ -85,13 +93,10 @@ def audit_patient_pk(tenant: str, patient_id: str) -> str:
 
 
 def audit_tenant_pk(tenant: str, day: str) -> str:
-    """Audit records that concern no single patient (searches, denied lists)."""
+    """Audit records that concern no single patient (searches, denied lists).
+    Requests without a valid token have no tenant and are not stored at all: they
+    are logged and counted (functions/common/http.py)."""
     return f"TENANT#{_tenant(tenant)}#AUDIT#DAY#{day}"
-
-
-def audit_unauthenticated_pk(day: str) -> str:
-    """Requests that carried no valid token belong to no tenant (see ADR 0004)."""
-    return f"SYSTEM#AUDIT#UNAUTHENTICATED#{day}"
 
 
 def audit_sk(at_iso: str, audit_id: str) -> str:

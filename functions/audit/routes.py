@@ -29,7 +29,7 @@ def _current() -> Any:
 def audit_events(ctx: RequestContext) -> Response:
     params: dict[str, str] = dict(ctx.request.query_params or {})
     query = service.parse(params)
-    count = parse_count(params.get("_count", "50"))
+    count = parse_count(params.get("_count", "50"), "AuditEvent.search")
     page = service.patient_audit(ctx.tenant, ctx.audit, query, count)
     kept = [("patient", query.patient_id), ("_count", str(count))]
     links = {"self": link(ctx.base_url, "AuditEvent", kept)}

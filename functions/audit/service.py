@@ -10,6 +10,7 @@ from functions.common.audit import AuditDraft
 from functions.common.errors import Invalid, Issue
 from models import audit as audit_store
 from models import keys
+from models.audit import SearchAuditItem
 from models.items import AuditItem
 
 ACTION_CODES = {
@@ -84,6 +85,14 @@ def patient_audit(tenant: str, audit: AuditDraft, query: AuditQuery, count: int)
     return AuditPage([to_audit_event(i) for i in items], cursor)
 
 
+def _patients_of(item: AuditItem) -> list[str]:
+    """The patients the record is about: a search record names every one it
+    returned; its copy in one patient's trail, and any other record, one."""
+    if isinstance(item, SearchAuditItem):
+        return [str(p) for p in item.patient_ids]
+    return [item.patient_id] if item.patient_id else []
+
+
 def to_audit_event(item: AuditItem) -> dict[str, Any]:
     verb = item.action.rsplit(".", 1)[-1]
     event: dict[str, Any] = {
@@ -116,12 +125,13 @@ def to_audit_event(item: AuditItem) -> dict[str, Any]:
         },
         "entity": [
             {
-                "what": {"reference": f"Patient/{item.patient_id}"},
+                "what": {"reference": f"Patient/{patient_id}"},
                 "type": {
                     "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
                     "code": "1",
                 },
             }
+            for patient_id in _patients_of(item)
         ],
         "extension": [{"url": "urn:emr:request-id", "valueString": item.request_id}],
     }

@@ -4,10 +4,16 @@ The view decorator opens an `AuditDraft` for the request; the use case fills in
 what it touched. Writes stage the record in their own transaction and mark it
 written once committed; for everything else (reads, searches, refusals, errors)
 the decorator puts the record before the response leaves.
+
+Everything a retry must reproduce is fixed per request: the record's id is the
+request id, its time is taken once, and each transaction of the request gets a
+ClientRequestToken derived from the request id (`token()`), so a call retried by
+the SDK after a lost answer applies once and the record holds the status sent.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from models import audit as audit_store
@@ -16,6 +22,7 @@ from models.clock import iso, now
 from models.keys import valid_id
 from models.uow import UnitOfWork
 
+TOKEN_NAMESPACE = uuid.UUID("6f1d2c1e-7b0a-5b8e-9a51-3c2f4e0d9a77")
 OUTCOME_BY_STATUS = {
     401: "unauthenticated",
     403: "denied",
@@ -50,7 +57,11 @@ class AuditDraft:
     version: int | None = None
     query_params: list[str] | None = None
     result_count: int | None = None
+    patient_ids: list[str] | None = None
     written: bool = False
+    at: str | None = None
+    transactions: int = 0
+    refusal: str | None = None  # why authentication failed (logged and counted, not stored)
 
     def concerns(self, resource_type: str, resource_id: str, patient_id: str | None) -> None:
         """The request is about this resource (within the caller's tenant): its record
@@ -62,7 +73,30 @@ class AuditDraft:
         if patient_id is not None and valid_id(patient_id):
             self.patient_id = patient_id
 
+    def returned(self, patient_ids: list[str]) -> None:
+        """The request returned these patients (a search page): the record names
+        each one and appears in each one's trail."""
+        self.patient_ids = list(dict.fromkeys(patient_ids))
+        self.result_count = len(patient_ids)
+
+    @property
+    def audit_id(self) -> str:
+        if valid_id(self.request_id):
+            return self.request_id
+        return str(uuid.uuid5(TOKEN_NAMESPACE, f"audit|{self.request_id}"))
+
+    def token(self) -> str:
+        """A ClientRequestToken for the request's next transaction (at most 36
+        characters, as DynamoDB requires): the same for the same request and
+        attempt, different for a second transaction of the same request."""
+        self.transactions += 1
+        return str(uuid.uuid5(TOKEN_NAMESPACE, f"{self.request_id}|{self.transactions}"))
+
     def record(self, status: int) -> AuditRecord:
+        if self.tenant is None:
+            raise ValueError("a request without a verified tenant has no audit record")
+        if self.at is None:
+            self.at = iso(now())
         return AuditRecord(
             tenant=self.tenant,
             actor=self.actor,
@@ -72,7 +106,7 @@ class AuditDraft:
             outcome=outcome_for(status),
             status=status,
             request_id=self.request_id,
-            at=iso(now()),
+            at=self.at,
             source_ip=self.source_ip,
             route=self.route,
             resource_type=self.resource_type,
@@ -81,6 +115,8 @@ class AuditDraft:
             version=self.version,
             query_params=self.query_params,
             result_count=self.result_count,
+            patient_ids=self.patient_ids,
+            audit_id=self.audit_id,
         )
 
     def stage(self, uow: UnitOfWork, status: int) -> None:
@@ -92,5 +128,5 @@ class AuditDraft:
 
     def finish(self, status: int) -> None:
         if not self.written:
-            audit_store.put(self.record(status))
+            audit_store.put(self.record(status), self.token())
             self.written = True

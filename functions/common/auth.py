@@ -38,10 +38,21 @@ def _jwks() -> PyJWKClient:
     return _client
 
 
-def _fail(reason: str) -> Unauthenticated:
-    return Unauthenticated(
-        Issue("login", f"Authentication failed: {reason}."),
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+class AuthenticationFailed(Unauthenticated):
+    """A 401 that also names its reason category, for logs and metrics (never the
+    token itself): missing-token, expired, unknown-key, invalid-token,
+    not-an-id-token, no-tenant, bad-groups."""
+
+    def __init__(self, issue: Issue, headers: dict[str, str], reason: str) -> None:
+        super().__init__(issue, headers)
+        self.reason = reason
+
+
+def _fail(description: str, reason: str) -> AuthenticationFailed:
+    return AuthenticationFailed(
+        Issue("login", f"Authentication failed: {description}."),
+        {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'},
+        reason,
     )
 
 
@@ -49,8 +60,10 @@ def bearer_token(headers: Mapping[str, str]) -> str:
     value = headers.get("authorization") or headers.get("Authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated(
-            Issue("login", "A bearer token is required."), headers={"WWW-Authenticate": "Bearer"}
+        raise AuthenticationFailed(
+            Issue("login", "A bearer token is required."),
+            {"WWW-Authenticate": "Bearer"},
+            "missing-token",
         )
     return token.strip()
 
@@ -115,13 +128,13 @@ def _verify_fully(token: str) -> dict[str, Any]:
             options={"require": ["exp", "iat", "iss", "aud", "sub", "token_use"]},
         )
     except jwt.ExpiredSignatureError:
-        raise _fail("token expired") from None
+        raise _fail("token expired", "expired") from None
     except jwt.PyJWKClientError:
-        raise _fail("unknown signing key") from None
+        raise _fail("unknown signing key", "unknown-key") from None
     except jwt.InvalidTokenError as exc:
-        raise _fail(type(exc).__name__) from None
+        raise _fail(type(exc).__name__, "invalid-token") from None
     if claims.get("token_use") != "id":
-        raise _fail("an ID token is required")
+        raise _fail("an ID token is required", "not-an-id-token")
     return claims
 
 
@@ -129,10 +142,10 @@ def principal_from(headers: Mapping[str, str]) -> Principal:
     claims = verify(bearer_token(headers))
     tenant = claims.get("custom:tenant")
     if not isinstance(tenant, str) or not TENANT_RE.match(tenant):
-        raise _fail("token carries no tenant")
+        raise _fail("token carries no tenant", "no-tenant")
     groups = claims.get("cognito:groups") or []
     if not isinstance(groups, list):
-        raise _fail("malformed groups claim")
+        raise _fail("malformed groups claim", "bad-groups")
     return Principal(
         sub=str(claims["sub"]),
         username=claims.get("cognito:username"),

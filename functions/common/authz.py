@@ -30,7 +30,8 @@ class Action(StrEnum):
     PATIENT_CREATE = "patient.create"
     PATIENT_UPDATE = "patient.update"
     PATIENT_DELETE = "patient.delete"
-    PATIENT_HISTORY = "patient.history"
+    PATIENT_HISTORY = "patient.history"  # also every version read (vread)
+    PATIENT_LABEL = "patient.label"  # set or change security labels (meta.security)
     AUDIT_READ = "audit.read"
 
 
@@ -44,6 +45,9 @@ POLICY: dict[Action, frozenset[Role]] = {
     Action.PATIENT_CREATE: frozenset(_CARE | {R.FRONT_DESK, R.CARE_COORDINATOR}),
     Action.PATIENT_UPDATE: frozenset(_CARE | {R.FRONT_DESK, R.CARE_COORDINATOR}),
     Action.PATIENT_DELETE: frozenset({R.SUPERVISOR, R.ADMIN}),
+    # Labels are a clinical judgment (e.g. a 42 CFR Part 2 record); writes by other
+    # roles keep the stored labels (functions/patients/labels.py).
+    Action.PATIENT_LABEL: frozenset(_CARE),
     Action.AUDIT_READ: frozenset({R.COMPLIANCE}),
 }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.patients.search import DEFAULT_COUNT, MAX_COUNT
+
 SEARCH_PARAMS = [
     (
         "family",
@@ -61,7 +63,11 @@ def _patient() -> dict[str, Any]:
         "documentation": "name (family or given, with letters or digits) and birthDate are "
         "required; FHIR JSON types are enforced; the narrative may not carry scripts or event "
         "handlers. Updates require If-Match (428 without it, 412 when stale). Bodies up to "
-        "256 KiB. Search also accepts _format=json and _pretty (ignored).",
+        "256 KiB. Search also accepts _format=json and _pretty (ignored). Security labels "
+        "(meta.security) are set or changed only by roles with the patient.label permission "
+        "(clinician, prescriber, supervisor); others' writes keep the stored labels. "
+        "History (and vread) needs the patient.history permission and accepts _since "
+        "(a FHIR instant: versions updated at or after it).",
         "interaction": [
             {"code": c}
             for c in (
@@ -95,8 +101,9 @@ def _patient() -> dict[str, Any]:
             {
                 "name": "_count",
                 "type": "number",
-                "documentation": "Page size, 1 to 100 "
-                "(default 20). Pages follow the Bundle's 'next' link.",
+                "documentation": f"Page size, 1 to {MAX_COUNT} (default {DEFAULT_COUNT}). "
+                "Pages follow the Bundle's 'next' link. Each page is audited once, naming "
+                "every patient it returned; the record appears in each one's trail.",
             }
         ],
     }
@@ -118,7 +125,7 @@ def _audit_event() -> dict[str, Any]:
             {
                 "name": "_count",
                 "type": "number",
-                "documentation": "Page size, 1 to 100 (default 50).",
+                "documentation": f"Page size, 1 to {MAX_COUNT} (default 50).",
             },
         ],
     }

@@ -39,6 +39,29 @@ def patient_instance_other_methods(request: Request, patient_id: str) -> Respons
     raise _not_allowed(request.method, "GET, PUT, DELETE")
 
 
+OTHER = ["POST", "PUT", "DELETE", "PATCH"]
+
+
+@bp.route("/fhir/R4/Patient/{patient_id}/_history", methods=OTHER, content_types=["*/*"])
+@public_view(_current)
+def history_other_methods(request: Request, patient_id: str) -> Response:
+    raise _not_allowed(request.method, "GET")
+
+
+@bp.route(
+    "/fhir/R4/Patient/{patient_id}/_history/{version_id}", methods=OTHER, content_types=["*/*"]
+)
+@public_view(_current)
+def vread_other_methods(request: Request, patient_id: str, version_id: str) -> Response:
+    raise _not_allowed(request.method, "GET")
+
+
+@bp.route("/fhir/R4/AuditEvent", methods=OTHER, content_types=["*/*"])
+@public_view(_current)
+def audit_other_methods(request: Request) -> Response:
+    raise _not_allowed(request.method, "GET")
+
+
 def _not_allowed(method: str, allowed: str) -> MethodNotAllowed:
     return MethodNotAllowed(
         Issue("not-supported", f"{method} is not supported here; allowed: {allowed}."),

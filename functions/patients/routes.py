@@ -7,11 +7,17 @@ from typing import Any
 from chalice import Blueprint
 from chalice.app import Response
 
-from functions.common.authz import Action
+from functions.common.authz import Action, allowed
 from functions.common.bundle import bundle, history_entry, link
-from functions.common.http import RequestContext, fhir_response, fhir_view, read_json_body
+from functions.common.http import (
+    RequestContext,
+    fhir_response,
+    fhir_view,
+    http_date,
+    read_json_body,
+)
 from functions.patients import service
-from functions.patients.search import parse_count
+from functions.patients.search import parse_before_version, parse_count
 from functions.patients.service import Stored
 
 bp = Blueprint(__name__)
@@ -24,7 +30,7 @@ def _current() -> Any:
 
 def _headers(ctx: RequestContext, stored: Stored, location: bool = False) -> dict[str, str]:
     pid = stored.resource["id"]
-    headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": stored.last_updated}
+    headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": http_date(stored.last_updated)}
     if location:
         headers["Location"] = f"{ctx.base_url}/Patient/{pid}/_history/{stored.version}"
     return headers
@@ -38,7 +44,8 @@ def _params(ctx: RequestContext) -> dict[str, list[str]]:
 @bp.route("/fhir/R4/Patient", methods=["POST"], content_types=ANY)
 @fhir_view(_current, Action.PATIENT_CREATE)
 def create(ctx: RequestContext) -> Response:
-    stored = service.create_patient(ctx.tenant, ctx.audit, read_json_body(ctx.request))
+    may_label = allowed(ctx.principal, Action.PATIENT_LABEL)
+    stored = service.create_patient(ctx.tenant, ctx.audit, read_json_body(ctx.request), may_label)
     return fhir_response(stored.resource, 201, _headers(ctx, stored, location=True))
 
 
@@ -76,7 +83,8 @@ def read(ctx: RequestContext, patient_id: str) -> Response:
 def update(ctx: RequestContext, patient_id: str) -> Response:
     if_match = ctx.request.headers.get("if-match")
     body = read_json_body(ctx.request)
-    stored = service.update_patient(ctx.tenant, ctx.audit, patient_id, body, if_match)
+    may_label = allowed(ctx.principal, Action.PATIENT_LABEL)
+    stored = service.update_patient(ctx.tenant, ctx.audit, patient_id, body, if_match, may_label)
     return fhir_response(stored.resource, 200, _headers(ctx, stored))
 
 
@@ -91,26 +99,27 @@ def delete(ctx: RequestContext, patient_id: str) -> Response:
 @fhir_view(_current, Action.PATIENT_HISTORY)
 def history(ctx: RequestContext, patient_id: str) -> Response:
     params = _params(ctx)
-    count = parse_count(params.get("_count", ["20"])[0])
-    before_raw = params.get("_before_version", [None])[0]
-    before = int(before_raw) if before_raw and before_raw.isdigit() else None
-    entries, next_before = service.history(ctx.tenant, ctx.audit, patient_id, count, before)
+    count = parse_count(params.get("_count", ["20"])[0], "Patient.history")
+    before = parse_before_version(params.get("_before_version", [None])[0])
+    since = service.parse_since(params.get("_since", [None])[0])
+    kept = [("_count", str(count))] + ([("_since", since)] if since else [])
+    entries, next_before = service.history(ctx.tenant, ctx.audit, patient_id, count, before, since)
     items = [
         history_entry(ctx.base_url, f"Patient/{patient_id}", e.version, e.last_updated, e.resource)
         for e in entries
     ]
-    links = {"self": link(ctx.base_url, f"Patient/{patient_id}/_history", [("_count", str(count))])}
+    links = {"self": link(ctx.base_url, f"Patient/{patient_id}/_history", kept)}
     if next_before:
         links["next"] = link(
             ctx.base_url,
             f"Patient/{patient_id}/_history",
-            [("_count", str(count)), ("_before_version", str(next_before))],
+            [*kept, ("_before_version", str(next_before))],
         )
     return fhir_response(bundle("history", items, links))
 
 
 @bp.route("/fhir/R4/Patient/{patient_id}/_history/{version_id}", methods=["GET"], content_types=ANY)
-@fhir_view(_current, Action.PATIENT_READ)
+@fhir_view(_current, Action.PATIENT_HISTORY)  # an old version is history, whatever its number
 def vread(ctx: RequestContext, patient_id: str, version_id: str) -> Response:
     stored = service.read_version(ctx.tenant, ctx.audit, patient_id, version_id)
     return fhir_response(stored.resource, 200, _headers(ctx, stored))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from functions.patients.search import MAX_COUNT
 from tests.conftest import patient_body
 
 
@@ -60,7 +61,9 @@ def test_an_update_is_one_transaction_without_a_read(api, moto, warm):
     assert calls == Counter({"dynamodb.TransactWriteItems": 1})
 
 
-def test_a_warm_search_is_one_query_and_one_audit_put(api, moto, warm):
+def test_a_warm_search_is_one_query_and_one_audit_transaction(api, moto, warm):
+    """The audit record and its copy in each returned patient's trail are one
+    TransactWriteItems, in place of the record's PutItem: no extra round trip."""
     _, family = warm
     calls = _calls(
         moto,
@@ -68,7 +71,35 @@ def test_a_warm_search_is_one_query_and_one_audit_put(api, moto, warm):
             f"/fhir/R4/Patient?family={family[:7]}&birthdate=1985", headers=api.headers()
         ),
     )
+    assert calls == Counter({"dynamodb.Query": 1, "dynamodb.TransactWriteItems": 1})
+
+
+def test_a_full_page_of_the_largest_count_is_still_two_round_trips(api, moto):
+    family = "Full" + uuid.uuid4().hex[:6]
+    for n in range(MAX_COUNT + 1):
+        api.create(patient_body(family, given=f"Gi{n:03d}"))
+    url = f"/fhir/R4/Patient?family={family}&_count={MAX_COUNT}"
+    response: list[object] = []
+    calls = _calls(moto, lambda: response.append(api.http.get(url, headers=api.headers())))
+    page = json.loads(response[0].body)  # type: ignore[attr-defined]
+    assert len(page["entry"]) == MAX_COUNT
+    assert calls == Counter({"dynamodb.Query": 1, "dynamodb.TransactWriteItems": 1})
+
+
+def test_a_search_that_finds_nobody_is_one_query_and_one_audit_put(api, moto, warm):
+    calls = _calls(
+        moto,
+        lambda: api.http.get(
+            f"/fhir/R4/Patient?family=Nobody{uuid.uuid4().hex[:6]}", headers=api.headers()
+        ),
+    )
     assert calls == Counter({"dynamodb.Query": 1, "dynamodb.PutItem": 1})
+
+
+def test_a_count_over_what_one_audit_transaction_holds_is_refused(api):
+    r = api.http.get(f"/fhir/R4/Patient?_count={MAX_COUNT + 1}", headers=api.headers())
+    assert r.status_code == 400
+    assert json.loads(r.body)["issue"][0]["expression"] == ["Patient.search._count"]
 
 
 def test_warm_reads_call_neither_kms_nor_the_jwks_endpoint(api, moto, warm):

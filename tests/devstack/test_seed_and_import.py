@@ -194,13 +194,13 @@ def test_make_import_loads_every_synthea_bundle_once_and_makes_it_findable(
         assert _families(hits[0]) == _families(patient)
         found.add(hits[0]["id"])
         letters = "".join(c for c in _families(patient)[0] if c.isalpha())[:3]
-        assert hits[0]["id"] in {r["id"] for r in _search(tenant, family=letters, _count="100")}
+        assert hits[0]["id"] in {r["id"] for r in _search(tenant, family=letters, _count="99")}
     assert len(found) == 28
-    assert {r["id"] for r in _search(tenant, _count="100")} == found
+    assert {r["id"] for r in _search(tenant, _count="99")} == found
 
     again = _import_cli(folder, tenant, stack_file)
     assert "28 bundles: 0 patients created, 28 already there" in again, again
-    assert {r["id"] for r in _search(tenant, _count="100")} == found
+    assert {r["id"] for r in _search(tenant, _count="99")} == found
 
 
 # --- python -m devstack run ------------------------------------------------------------------
@@ -401,7 +401,7 @@ def test_ctrl_c_stops_run_cleanly_and_it_comes_back_on_the_same_ports(
     try:
         again.start()
         token = _token(again.env)
-        everyone = _search_http(again, token, _count="100")
+        everyone = _search_http(again, token, _count="99")
         assert len(everyone) == len(DEMO_PATIENTS) == 5
         for patient in DEMO_PATIENTS:
             family = _families(patient)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from functions.common.authz import Role
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "template.json"
+WAF_PATH = TEMPLATE_PATH.with_name("waf.json")
 
 ROLES = {role.value for role in Role}  # the authz table is the one list of roles
 # What Chalice's SAM output defines and the fragment merges into; the package test
@@ -329,10 +331,17 @@ def test_archive_bucket_is_private_encrypted_and_versioned(template: dict[str, A
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_unknown_routes_answer_a_fhir_operation_outcome(template: dict[str, Any]) -> None:
-    """Set on the SAM API itself, so the response ships with the API's deployment."""
+@pytest.mark.parametrize("response_type", ["MISSING_AUTHENTICATION_TOKEN", "INVALID_SIGNATURE"])
+def test_unknown_routes_answer_a_fhir_operation_outcome(
+    template: dict[str, Any], response_type: str
+) -> None:
+    """Set on the SAM API itself, so the response ships with the API's deployment.
+    API Gateway answers an unknown route with MISSING_AUTHENTICATION_TOKEN, or, when
+    the request has an Authorization header (every client of this API sends one),
+    with an IncompleteSignature 403 of type INVALID_SIGNATURE. No route uses IAM
+    (SigV4) authorization, so INVALID_SIGNATURE has no other cause here."""
     responses = _props(template, "RestAPI")["GatewayResponses"]
-    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    missing = responses[response_type]
     assert missing["StatusCode"] == 404
     body = json.loads(missing["ResponseTemplates"]["application/json"])
     assert body == {
@@ -342,10 +351,138 @@ def test_unknown_routes_answer_a_fhir_operation_outcome(template: dict[str, Any]
     assert missing["ResponseParameters"]["Headers"]["Content-Type"] == "'application/fhir+json'"
 
 
+def test_throttled_requests_get_a_fhir_429_with_retry_after(template: dict[str, Any]) -> None:
+    throttled = _props(template, "RestAPI")["GatewayResponses"]["THROTTLED"]
+    assert throttled["StatusCode"] == 429
+    assert throttled["ResponseParameters"]["Headers"] == {
+        "Content-Type": "'application/fhir+json'",
+        "Retry-After": "'1'",
+    }
+    body = json.loads(throttled["ResponseTemplates"]["application/json"])
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["code"] == "throttled"
+
+
+def test_the_api_stage_is_throttled_by_template_parameters(template: dict[str, Any]) -> None:
+    (setting,) = _props(template, "RestAPI")["MethodSettings"]
+    assert setting == {
+        "ResourcePath": "/*",
+        "HttpMethod": "*",
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    rate = template["Parameters"]["ApiThrottlingRateLimit"]
+    burst = template["Parameters"]["ApiThrottlingBurstLimit"]
+    assert rate["Type"] == burst["Type"] == "Number"
+    assert int(rate["MinValue"]) >= 1 and int(burst["MinValue"]) >= 1
+    # far below the account's 10,000 requests/s, above what one clinic's staff sends
+    assert 10 <= int(rate["Default"]) <= 1000
+    assert int(rate["Default"]) <= int(burst["Default"]) <= 5 * int(rate["Default"])
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("https://api.example.org/fhir/R4", True),
+        ("https://api.example.org:8443/fhir/R4", True),
+        ("http://api.example.org/fhir/R4", False),
+        ("javascript://x/%0a", False),
+        ("https://evil.example/fhir/R4?x=1", False),
+        ("https://u:p@api.example.org/fhir/R4", False),
+        ("https://api.example.org/fhir/R4 x", False),
+    ],
+)
+def test_the_public_base_url_parameter_takes_only_https_urls(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    parameter = template["Parameters"]["PublicBaseUrl"]
+    assert parameter["Type"] == "String" and parameter["Default"] == ""
+    assert bool(re.match(parameter["AllowedPattern"], value)) is accepted
+    variables = _props(template, "APIHandler")["Environment"]["Variables"]
+    assert variables["EMR_PUBLIC_BASE_URL"] == {"Ref": "PublicBaseUrl"}
+
+
+def test_the_local_stack_can_still_be_provisioned_from_the_template(
+    template: dict[str, Any],
+) -> None:
+    from devstack.provision import check_supported
+
+    check_supported(template)  # raises on a resource type the local stack cannot create
+
+
+# --- the optional WAF (infra/waf.json) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def waf() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(WAF_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_waf_template_is_two_space_indented_json() -> None:
+    text = WAF_PATH.read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
+
+
+def test_waf_is_off_unless_enabled(waf: dict[str, Any]) -> None:
+    assert waf["Parameters"]["EnableWaf"]["Default"] == "false"
+    assert waf["Conditions"]["WafEnabled"] == {"Fn::Equals": [{"Ref": "EnableWaf"}, "true"]}
+    typed = {k: v["Type"] for k, v in waf["Resources"].items()}
+    assert {k for k, t in typed.items() if t.startswith("AWS::WAFv2::")} == {
+        "EmrApiWebAcl",
+        "EmrApiWebAclAssociation",
+    }
+    for logical_id in ("EmrApiWebAcl", "EmrApiWebAclAssociation"):
+        assert waf["Resources"][logical_id]["Condition"] == "WafEnabled"
+
+
+def test_waf_rule_limits_each_source_ip_and_answers_a_fhir_429(waf: dict[str, Any]) -> None:
+    acl = _props(waf, "EmrApiWebAcl")
+    assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
+    (rule,) = acl["Rules"]
+    assert rule["Statement"] == {
+        "RateBasedStatement": {"Limit": {"Ref": "WafRateLimit"}, "AggregateKeyType": "IP"}
+    }
+    response = rule["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 429
+    body = acl["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert json.loads(body["Content"])["issue"][0]["code"] == "throttled"
+    # sampled requests would keep URLs (search values are PHI) and bearer tokens
+    for config in (acl["VisibilityConfig"], rule["VisibilityConfig"]):
+        assert config["SampledRequestsEnabled"] is False
+    association = _props(waf, "EmrApiWebAclAssociation")
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["EmrApiWebAcl", "Arn"]}
+    assert association["ResourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/"
+        "${RestApiId}/stages/${StageName}"
+    }
+
+
+def test_waf_types_are_not_in_the_merged_template_until_the_local_stack_skips_them(
+    waf: dict[str, Any],
+) -> None:
+    """The local provisioner refuses resource types it neither creates nor lists in
+    LOCAL_SKIPPED; WAF is neither, so it stays a separate stack for now."""
+    from devstack.provision import ProvisionError, check_supported
+
+    with pytest.raises(ProvisionError, match="WAFv2"):
+        check_supported(waf)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_cfn_lint_of_the_waf_template(waf: dict[str, Any], enabled: str) -> None:
+    template = copy.deepcopy(waf)
+    template["Parameters"]["EnableWaf"]["Default"] = enabled
+    assert _lint(template) == []
+
+
 def test_functions_get_the_stack_environment(template: dict[str, Any]) -> None:
     for function in ("APIHandler", "StreamPublisher"):
         variables = _props(template, function)["Environment"]["Variables"]
-        assert set(variables) == FUNCTION_ENV
+        extra = {"EMR_PUBLIC_BASE_URL"} if function == "APIHandler" else set()
+        assert set(variables) == FUNCTION_ENV | extra
         assert variables["EMR_EVENT_BUS_NAME"] == "emr"
         assert variables["EMR_TABLE_NAME"] == {"Ref": "EmrTable"}
         assert variables["EMR_DATA_KEY_ID"] == {"Fn::GetAtt": ["EmrDataKey", "Arn"]}
@@ -428,7 +565,7 @@ def test_typeless_entries_only_merge_into_chalice_resources(template: dict[str, 
 
 
 def test_every_reference_names_a_resource(template: dict[str, Any]) -> None:
-    known = set(template["Resources"]) | {"RestAPI"}
+    known = set(template["Resources"]) | {"RestAPI"} | set(template["Parameters"])
 
     def refs(node: Any) -> Iterator[str]:
         if isinstance(node, dict):
@@ -577,6 +714,15 @@ def test_cfn_lint_without_transform_checks_iam_actions(merged: dict[str, Any]) -
         "Type": "AWS::ApiGateway::RestApi",
         "Properties": {"Name": "emr"},
     }
+    # the API's parameters (base URL, throttling) are used by the SAM parts removed here
+    used = json.dumps(plain["Resources"])
+    plain["Parameters"] = {
+        name: spec
+        for name, spec in plain["Parameters"].items()
+        if f'"Ref": "{name}"' in used or "${" + name in used
+    }
+    if not plain["Parameters"]:
+        del plain["Parameters"]
     assert _lint(plain) == []
     broken = copy.deepcopy(plain)
     statement = broken["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]
