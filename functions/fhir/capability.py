@@ -60,10 +60,15 @@ def _patient() -> dict[str, Any]:
     return {
         "type": "Patient",
         "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
-        "documentation": "name (family or given, with letters or digits) and birthDate are "
-        "required; FHIR JSON types are enforced; the narrative may not carry scripts or event "
-        "handlers. Updates require If-Match (428 without it, 412 when stale). Bodies up to "
-        "256 KiB. Search also accepts _format=json and _pretty (ignored). Security labels "
+        "documentation": "name (family or given, with letters or digits) and birthDate (not "
+        "in the future) are required. Bodies: UTF-8 application/fhir+json, at most 256 KiB, "
+        "nesting at most 64 levels, no duplicate keys, FHIR JSON types enforced, strings "
+        "without control or bidirectional-override characters; text.div must be well-formed "
+        "XHTML within FHIR's narrative rules (refused, never rewritten). A write over "
+        "DynamoDB's limits (100 items or 4 MB per transaction, 400 KB per item) is refused "
+        "with 413. Updates require If-Match (428 without it, 412 when stale). Search: "
+        "birthdate is eq only, at YYYY, YYYY-MM or YYYY-MM-DD, and must be a real date; "
+        "_format=json and _pretty are accepted (ignored). Security labels "
         "(meta.security) are set or changed only by roles with the patient.label permission "
         "(clinician, prescriber, supervisor); others' writes keep the stored labels. "
         "History (and vread) needs the patient.history permission and accepts _since "
