@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import counts, latency, report, static
+from bench import counts, latency, report, scale, static
 from bench.api import HttpApi
 from bench.report import Figure, at_most, below, exactly
 from bench.stack import HOST, BenchStack, quiet_stderr, server_nodelay, start
@@ -29,7 +29,8 @@ EXPECTED: dict[str, Counter[str]] = {
     "create": Counter({"dynamodb.TransactWriteItems": 1}),
     "read": Counter({"dynamodb.GetItem": 1, "dynamodb.PutItem": 1}),
     "update": Counter({"dynamodb.TransactWriteItems": 1}),
-    "search": Counter({"dynamodb.Query": 1, "dynamodb.PutItem": 1}),
+    # the audit record and its copy in each returned patient's trail: one transaction
+    "search": Counter({"dynamodb.Query": 1, "dynamodb.TransactWriteItems": 1}),
 }
 
 
@@ -77,8 +78,7 @@ class Phases:
 
 
 def count_phase(stack: BenchStack, api: HttpApi, phases: Phases) -> dict[str, Any]:
-    """Transactions first, while the table is small (moto deep-copies the table for
-    each item of a transaction, so writes slow down as the table grows)."""
+    """Creates and updates first, then reads and searches (which add audit records)."""
     _say(f"Creating {CREATES + 1} patients through the API ...")
     created, ids = counts.create_patients(stack, api, CREATES)
     phases.done("creates")
@@ -130,6 +130,57 @@ def run_api_phase(stack: BenchStack, phases: Phases) -> dict[str, Any]:
     return result
 
 
+def scale_phase(stack: BenchStack, phases: Phases) -> scale.ScaleResult:
+    """Last, so the figures above are measured as before: a small table and no
+    stream runner sending its own requests to the counted server."""
+    _say(
+        f"Creating {scale.PATIENTS} more patients through the API with the stream runner "
+        "running (memory, create latency) ..."
+    )
+    with quiet_stderr():
+        result = scale.run(stack, scale.PATIENTS, _say)
+    phases.done("scale")
+    return result
+
+
+def scale_figures(grown: scale.ScaleResult) -> list[Figure]:
+    n = grown.patients
+    return [
+        Figure(
+            f"local_rss_mb_{n}_patients",
+            f"local stack resident memory after {n:,} creates",
+            grown.rss_mb,
+            "<= 1000 MB",
+            at_most(1000),
+            "{:.0f} MB",
+        ),
+        Figure(
+            f"create_ms_ratio_{n}_vs_{scale.EARLY_AT}",
+            f"create latency near {n:,} / near {scale.EARLY_AT} patients (medians)",
+            grown.ratio,
+            "<= 1.5",
+            at_most(1.5),
+            "{:.2f}",
+        ),
+        Figure(
+            f"create_ms_near_{scale.EARLY_AT}",
+            f"  create latency near {scale.EARLY_AT} patients (median)",
+            grown.create_ms_near_100,
+            "(report)",
+            None,
+            "{:.1f} ms",
+        ),
+        Figure(
+            f"create_ms_near_{n}",
+            f"  create latency near {n:,} patients (median)",
+            grown.create_ms_near_last,
+            "(report)",
+            None,
+            "{:.1f} ms",
+        ),
+    ]
+
+
 def figures(
     api: dict[str, Any], cold: dict[str, list[float]], package_mb: float | None
 ) -> list[Figure]:
@@ -166,7 +217,7 @@ def figures(
         Figure(
             "search_round_trips",
             "search family=: DynamoDB round trips (excl. audit)",
-            k["search"].median(counts.without_audit_put),
+            k["search"].median(counts.without_audit_write),
             "1",
             exactly(1),
         ),
@@ -229,8 +280,10 @@ def extras(
     package: static.PackageSize,
     notes: list[str],
     phases: Phases,
+    grown: scale.ScaleResult,
 ) -> dict[str, Any]:
     return {
+        "scale": grown.summary(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "samples": {
@@ -273,6 +326,7 @@ def main() -> int:
     phases.done("stack")
     try:
         api = run_api_phase(stack, phases)
+        grown = scale_phase(stack, phases)
     finally:
         stack.stop()
     package = static.package_size()
@@ -284,12 +338,22 @@ def main() -> int:
     }
     phases.done("cold_import")
     notes = [n for kind in api["kinds"].values() for n in diagnose(kind)]
+    notes += scale_notes(grown)
     if package.note:
         notes.append(package.note)
-    figs = figures(api, cold, package.mb)
-    path = report.write(figs, extras(api, cold, package, notes, phases))
-    _print(figs, api, notes, path.name)
+    figs = figures(api, cold, package.mb) + scale_figures(grown)
+    path = report.write(figs, extras(api, cold, package, notes, phases, grown))
+    _print(figs, api, notes, path.name, grown)
     return 0
+
+
+def scale_notes(grown: scale.ScaleResult) -> list[str]:
+    notes = []
+    if set(grown.create_statuses) != {201}:
+        notes.append(f"scale: create statuses {grown.create_statuses}")
+    if not grown.runner_caught_up:
+        notes.append("scale: the stream runner had not caught up when memory was read")
+    return notes
 
 
 LATENCY_LABELS = (
@@ -299,7 +363,9 @@ LATENCY_LABELS = (
 )
 
 
-def _print(figs: list[Figure], api: dict[str, Any], notes: list[str], name: str) -> None:
+def _print(
+    figs: list[Figure], api: dict[str, Any], notes: list[str], name: str, grown: scale.ScaleResult
+) -> None:
     _say("")
     _say(report.table(figs))
     _say("")
@@ -310,6 +376,13 @@ def _print(figs: list[Figure], api: dict[str, Any], notes: list[str], name: str)
             f"{s['raw_io_median_ms']:.2f} ms (medians); median of pair ratios "
             f"{s['median_of_pair_ratios']:.2f}, ratio of medians {s['ratio_of_medians']:.2f}"
         )
+    g = grown
+    _say(
+        f"{'scale':>23}: {g.patients:,} creates in {g.seconds:.0f} s; VmRSS {g.rss_mb} MB "
+        f"(before {g.rss_mb_before}, peak {g.peak_rss_mb}); {g.table_items or 0:,} table "
+        f"items, {g.stream_records_held or 0:,} stream records held; runner delivered "
+        f"{g.runner_delivered:,}"
+    )
     for note in notes:
         _say(f"note: {note}")
     _say(f"\nWrote bench/{name}")

@@ -16,10 +16,9 @@ FHIR_JSON = "application/fhir+json"
 
 
 def patient_body(i: int, patient_id: str | None = None) -> dict[str, Any]:
-    """Short names on purpose: each name prefix is a search entry written in the
-    create's transaction, and moto deep-copies the table once per transaction item
-    (slow, and slower as the table grows); the round-trip counts do not depend on
-    how many entries a write carries."""
+    """Short names: each name prefix is a search entry written in the create's
+    transaction, and the round-trip counts do not depend on how many entries a
+    write carries."""
     body: dict[str, Any] = {
         "resourceType": "Patient",
         "name": [{"family": f"Bench{i:02d}", "given": ["Al"]}],

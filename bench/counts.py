@@ -42,6 +42,15 @@ def without_audit_put(ops: Counter[str]) -> int:
     return sum(ddb.values()) - min(ddb.get("dynamodb.PutItem", 0), 1)
 
 
+def without_audit_write(ops: Counter[str]) -> int:
+    """DynamoDB data operations of a search, less its one audit write: a PutItem,
+    or, when patients were returned, the TransactWriteItems that writes the audit
+    record and its copy in each returned patient's trail."""
+    ddb = dynamodb_ops(ops)
+    audit = "dynamodb.PutItem" if ddb.get("dynamodb.PutItem") else "dynamodb.TransactWriteItems"
+    return sum(ddb.values()) - min(ddb.get(audit, 0), 1)
+
+
 @dataclass
 class Kind:
     """The counts of N warm requests of one kind."""

@@ -80,12 +80,34 @@ def bring_up(endpoint: str) -> Any:
     return local
 
 
+class _Stop:
+    """A stop request (Ctrl-C or SIGTERM), and whether the stack is serving yet."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.serving = False
+
+
+_STOP = _Stop()
+
+
 def _stop_on_signals() -> None:
     """Ctrl-C (SIGINT) and SIGTERM both stop the stack cleanly, even when a parent
-    shell started us with SIGINT ignored (as non-interactive shells do for `&`)."""
+    shell started us with SIGINT ignored (as non-interactive shells do for `&`).
+
+    While starting, a signal interrupts whatever runs (KeyboardInterrupt). Once the
+    API is serving, it only asks the main thread to stop the servers in order: an
+    exception raised inside the accept loop could close a connection a request
+    thread is about to use."""
 
     def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        # Once: a second signal (a terminal sends SIGINT to the group, a supervisor
+        # SIGTERM, `make` passes them on) must not interrupt the cleanup itself.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _STOP.requested.set()
+        if not _STOP.serving:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -93,12 +115,34 @@ def _stop_on_signals() -> None:
 
 def cmd_run(_: argparse.Namespace) -> None:
     _stop_on_signals()
+    try:
+        _run()
+    except KeyboardInterrupt:  # stopped while starting: nothing is serving yet
+        print("\nStopped.")
+    # Everything is stopped and the stack file removed. Leave now rather than
+    # through interpreter teardown, which waits on (and may print from) daemon
+    # threads of connections that were still open.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _run() -> None:
     endpoint = os.environ.get(ENDPOINT_ENV, DEFAULT_ENDPOINT)
     port = int(os.environ.get(API_PORT_ENV, "8000"))
     if not _port_free(API_HOST, port):
         raise SystemExit(f"Port {port} is in use; stop the other process or set {API_PORT_ENV}.")
     moto = start_aws(endpoint)
-    local = bring_up(endpoint)
+    try:
+        local = bring_up(endpoint)
+        _serve(local, port)
+    finally:
+        if moto is not None:
+            moto.stop()
+
+
+def _serve(local: Any, port: int) -> None:
+    """The stream runner and the API, until Ctrl-C or SIGTERM."""
     import boto3
 
     import app as app_module
@@ -110,20 +154,26 @@ def cmd_run(_: argparse.Namespace) -> None:
         return result
 
     runner = StreamRunner(boto3.client("dynamodbstreams"), local.stream_arn, handler)
-    threading.Thread(target=runner.run_forever, daemon=True).start()
-    stackfile.write({**local.env(), "api": f"http://{API_HOST}:{port}"})
-    server = make_server(app_module.app, API_HOST, port)
-    print(f"API on http://{API_HOST}:{port}  (FHIR base http://{API_HOST}:{port}/fhir/R4)")
-    print("Token: make token ROLE=clinician TENANT=demo-clinic   |   Ctrl-C stops everything")
+    pipeline = threading.Thread(target=runner.run_forever, name="stream-runner", daemon=True)
+    pipeline.start()
+    server = make_server(app_module.app, API_HOST, port).server
+    api = threading.Thread(target=server.serve_forever, args=(0.1,), name="api", daemon=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
+        stackfile.write({**local.env(), "api": f"http://{API_HOST}:{port}"})
+        api.start()
+        _STOP.serving = True
+        print(f"API on http://{API_HOST}:{port}  (FHIR base http://{API_HOST}:{port}/fhir/R4)")
+        print("Token: make token ROLE=clinician TENANT=demo-clinic   |   Ctrl-C stops everything")
+        while not _STOP.requested.wait(0.5):
+            pass
         print("\nStopping.")
     finally:
-        runner.stop()
         stackfile.remove()
-        if moto is not None:
-            moto.stop()
+        if api.is_alive():
+            server.shutdown()  # the accept loop ends between two connections
+        server.stop_accepting(timeout_s=2.0)  # requests in flight still reach moto
+        runner.stop()
+        pipeline.join(timeout=1.0)
 
 
 def cmd_token(args: argparse.Namespace) -> None:
