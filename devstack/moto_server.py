@@ -50,14 +50,16 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer
 
+from models.item_size import ITEM_MAX, TRANSACTION_ITEMS_MAX, TRANSACTION_MAX, item_size
+
 DEFAULT_ENDPOINT = "http://127.0.0.1:5055"
 ENDPOINT_ENV = "EMR_AWS_ENDPOINT"
 LISTEN_BACKLOG = 1024  # werkzeug's default (128) refuses bursts of parallel clients
 
-# DynamoDB's limits on one TransactWriteItems call.
-MAX_TRANSACTION_ITEMS = 100
-MAX_ITEM_BYTES = 400 * 1024
-MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+# DynamoDB's limits on one TransactWriteItems call (one definition, in models/item_size.py).
+MAX_TRANSACTION_ITEMS = TRANSACTION_ITEMS_MAX
+MAX_ITEM_BYTES = ITEM_MAX
+MAX_TRANSACTION_BYTES = TRANSACTION_MAX
 ITEM_TOO_LARGE = "Item size has exceeded the maximum allowed size"
 TRANSACTION_TOO_LARGE = "Transaction item size has exceeded the 4 MB limit"
 TOKEN_MISMATCH = "The request uses the same client token as a previous, but different, request."
@@ -199,58 +201,8 @@ class _Counting:
             return _drain(result) if serialized else result
 
 
-# --- item sizes (DynamoDB's rules; never below the real size) --------------------------
-
-
-def _number_size(value: Any) -> int:
-    digits = sum(c.isdigit() for c in str(value).lower().split("e", 1)[0])
-    return (digits + 1) // 2 + 1
-
-
-def _binary_size(value: Any) -> int:
-    if isinstance(value, bytes | bytearray):
-        return len(value)
-    return (len(str(value)) * 3 + 3) // 4  # base64 text: at most this many raw bytes
-
-
-def _string_size(value: Any) -> int:
-    return len(str(value).encode("utf-8"))
-
-
-def _list_size(values: Any) -> int:
-    return 3 + sum(1 + attribute_size(v) for v in values)
-
-
-def _map_size(values: Any) -> int:
-    return 3 + sum(1 + _string_size(k) + attribute_size(v) for k, v in values.items())
-
-
-_SIZES: dict[str, Callable[[Any], int]] = {
-    "S": _string_size,
-    "N": _number_size,
-    "B": _binary_size,
-    "BOOL": lambda _: 1,
-    "NULL": lambda _: 1,
-    "SS": lambda vs: sum(_string_size(v) for v in vs),
-    "NS": lambda vs: sum(_number_size(v) for v in vs),
-    "BS": lambda vs: sum(_binary_size(v) for v in vs),
-    "L": _list_size,
-    "M": _map_size,
-}
-
-
-def attribute_size(value: Any) -> int:
-    """Size of one AttributeValue ({"S": "..."}, {"M": {...}}, ...) in bytes."""
-    if not isinstance(value, dict) or len(value) != 1:
-        return len(json.dumps(value, default=str))
-    ((kind, inner),) = value.items()
-    size = _SIZES.get(kind)
-    return size(inner) if size is not None else len(json.dumps(inner, default=str))
-
-
-def item_size(attributes: dict[str, Any]) -> int:
-    """Attribute name lengths plus value sizes, as DynamoDB counts an item."""
-    return sum(_string_size(name) + attribute_size(v) for name, v in attributes.items())
+# Item sizes follow DynamoDB's rules in models/item_size.py (the unit of work checks the
+# same limits before sending); `quick_size` below is a cheaper upper bound.
 
 
 # --- TransactWriteItems without a table copy ------------------------------------------
