@@ -5,9 +5,9 @@ decided by the caller (functions/patients/labels.py); to let a write by anyone
 else be conditioned on the labels staying what they are, without reading the
 body first and without storing labels in clear, each Patient has one small item:
 
-    pk = TENANT#t#PATIENT#p, sk = L#Patient#p, mac = HMAC(tenant key, p | labels)
+    pk = TENANT#t#PATIENT#p, sk = L#<Type>#<id>, mac = HMAC(tenant key, <Type>/<id> | labels)
 
-The MAC names the patient, so two patients with the same labels have unrelated
+The MAC names the resource, so two patients with the same labels have unrelated
 MACs, and every Patient gets the item (also with no labels), so neither equality
 nor presence of labels can be read from the table.
 """
@@ -15,6 +15,7 @@ nor presence of labels can be read from the table.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import UnicodeAttribute
@@ -39,35 +40,53 @@ def canonical(codings: list[dict[str, Any]] | None) -> str:
     return json.dumps(sorted(unique), separators=(",", ":"))
 
 
-def mac(tenant: str, patient_id: str, codings: list[dict[str, Any]] | None) -> str:
-    key = blind_index.tenant_key(tenant)
-    return blind_index.token(key, NAMESPACE, f"Patient/{patient_id}|{canonical(codings)}")
+@dataclass(frozen=True)
+class LabelKey:
+    """Whose labels: a resource in a patient's collection (the Patient itself, today)."""
+
+    tenant: str
+    patient_id: str
+    resource_type: str
+    resource_id: str
+
+    @property
+    def pk(self) -> str:
+        return keys.patient_pk(self.tenant, self.patient_id)
+
+    @property
+    def sk(self) -> str:
+        return keys.labels_sk(self.resource_type, self.resource_id)
 
 
-def _item(tenant: str, patient_id: str, value: str) -> LabelsItem:
+def mac(key: LabelKey, codings: list[dict[str, Any]] | None) -> str:
+    secret = blind_index.tenant_key(key.tenant)
+    text = f"{key.resource_type}/{key.resource_id}|{canonical(codings)}"
+    return blind_index.token(secret, NAMESPACE, text)
+
+
+def _item(key: LabelKey, value: str) -> LabelsItem:
     return LabelsItem(
-        keys.patient_pk(tenant, patient_id),
-        keys.labels_sk("Patient", patient_id),
-        tenant=tenant,
-        resource_type="Patient",
-        resource_id=patient_id,
+        key.pk,
+        key.sk,
+        tenant=key.tenant,
+        resource_type=key.resource_type,
+        resource_id=key.resource_id,
         mac=value,
     )
 
 
-def stage_set(uow: UnitOfWork, tenant: str, patient_id: str, value: str) -> None:
+def stage_set(uow: UnitOfWork, key: LabelKey, value: str) -> None:
     """Record the labels this write stores (by a caller who may change them)."""
-    uow.put("labels", _item(tenant, patient_id, value))
+    uow.put("labels", _item(key, value))
 
 
-def stage_unchanged(uow: UnitOfWork, tenant: str, patient_id: str, value: str) -> None:
+def stage_unchanged(uow: UnitOfWork, key: LabelKey, value: str) -> None:
     """Make the write fail (label `labels`) unless the stored labels are these."""
-    pk, sk = keys.patient_pk(tenant, patient_id), keys.labels_sk("Patient", patient_id)
-    uow.check("labels", LabelsItem, pk, sk, LabelsItem.mac == value)
+    uow.check("labels", LabelsItem, key.pk, key.sk, LabelsItem.mac == value)
 
 
-def stage_kept(uow: UnitOfWork, tenant: str, patient_id: str, value: str) -> None:
+def stage_kept(uow: UnitOfWork, key: LabelKey, value: str) -> None:
     """The stored labels, read from the body, are written again: the item must hold
-    them already, or be missing (a Patient stored before labels had this item)."""
+    them already, or be missing (a resource stored before labels had this item)."""
     condition = LabelsItem.pk.does_not_exist() | (LabelsItem.mac == value)
-    uow.put("labels", _item(tenant, patient_id, value), condition)
+    uow.put("labels", _item(key, value), condition)

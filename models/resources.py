@@ -242,17 +242,26 @@ def query_index(
     return items, page.get("LastEvaluatedKey")
 
 
-def current_items(tenant: str, patient_ids: list[str]) -> dict[str, ResourceItem]:
-    """The current Patient items of `patient_ids` (one consistent BatchGetItem per
-    100 ids; DynamoDB's unprocessed keys are asked again), by patient id."""
-    found: dict[str, ResourceItem] = {}
-    unique = list(dict.fromkeys(patient_ids))
+def current_items(
+    tenant: str, wanted: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], ResourceItem]:
+    """The current items of `(patient id, resource type, resource id)` triples (one
+    consistent BatchGetItem per 100 keys; DynamoDB's unprocessed keys are asked
+    again), by triple."""
+    found: dict[tuple[str, str, str], ResourceItem] = {}
+    unique = list(dict.fromkeys(wanted))
     for start in range(0, len(unique), BATCH_GET_MAX):
-        chunk = unique[start : start + BATCH_GET_MAX]
-        wanted = [(keys.patient_pk(tenant, p), keys.resource_sk("Patient", p)) for p in chunk]
-        for item in ResourceItem.batch_get(wanted, consistent_read=True):
-            found[item.patient_id] = item
+        keys_of = [
+            (keys.patient_pk(tenant, p), keys.resource_sk(t, r))
+            for p, t, r in unique[start : start + BATCH_GET_MAX]
+        ]
+        for item in ResourceItem.batch_get(keys_of, consistent_read=True):
+            found[(item.patient_id, item.resource_type, item.resource_id)] = item
     return found
+
+
+def _whose(item: ResourceItem | SearchEntryItem) -> tuple[str, str, str]:
+    return (item.patient_id, item.resource_type, item.resource_id)
 
 
 def bodies_for_page(tenant: str, items: list[TableItem]) -> list[ResourceItem | SearchEntryItem]:
@@ -265,14 +274,14 @@ def bodies_for_page(tenant: str, items: list[TableItem]) -> list[ResourceItem | 
     live = [
         i for i in items if isinstance(i, ResourceItem | SearchEntryItem) and not i.deleted
     ]
-    missing = [i.patient_id for i in live if i.body is None]
+    missing = [_whose(i) for i in live if i.body is None]
     current = current_items(tenant, missing) if missing else {}
     page: list[ResourceItem | SearchEntryItem] = []
     for item in live:
         if item.body is not None:
             page.append(item)
             continue
-        now_item = current.get(item.patient_id)
+        now_item = current.get(_whose(item))
         token = getattr(item, "token", None)
         if now_item is None or now_item.deleted or now_item.body is None:
             continue

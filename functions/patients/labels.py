@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from models import labels as label_store
+from models.labels import LabelKey
 from models.uow import UnitOfWork
 
 
@@ -43,10 +44,11 @@ def with_labels(resource: dict[str, Any], codings: list[dict[str, Any]]) -> dict
 def stage(
     uow: UnitOfWork, tenant: str, patient_id: str, resource: dict[str, Any], how: LabelWrite
 ) -> None:
-    value = label_store.mac(tenant, patient_id, of(resource))
+    key = LabelKey(tenant, patient_id, str(resource["resourceType"]), str(resource["id"]))
+    value = label_store.mac(key, of(resource))
     if how is LabelWrite.SET:
-        label_store.stage_set(uow, tenant, patient_id, value)
+        label_store.stage_set(uow, key, value)
     elif how is LabelWrite.UNCHANGED:
-        label_store.stage_unchanged(uow, tenant, patient_id, value)
+        label_store.stage_unchanged(uow, key, value)
     else:
-        label_store.stage_kept(uow, tenant, patient_id, value)
+        label_store.stage_kept(uow, key, value)
