@@ -26,7 +26,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from functions.common import auth
+from functions.common import auth, json_walk
 from functions.common.audit import AuditDraft
 from functions.common.authz import Action, authorize
 from functions.common.errors import (
@@ -40,6 +40,7 @@ from functions.common.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from functions.common.json_walk import MAX_JSON_DEPTH, child_path
 from functions.common.observability import count, logger
 from functions.common.principal import Principal
 from functions.common.settings import api_settings
@@ -141,11 +142,9 @@ def read_json_body(request: Request) -> dict[str, Any]:
     return parsed
 
 
-MAX_JSON_DEPTH = 64  # objects and arrays nested in one body
 MAX_NUMBER_CHARS = 32  # characters of one JSON number (FHIR integers need 11)
 MAX_BODY_ISSUES = 20  # issues listed in one OperationOutcome
 _ROUTE_TYPE = re.compile(r"/fhir/R4/([A-Z][A-Za-z]{0,63})(?:/|$)")
-_ELEMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings and brackets
 
@@ -262,16 +261,10 @@ def _too_deep_element(text: str, root: str) -> str:
         elif lexeme in "[{":
             depth += 1
             if depth > MAX_JSON_DEPTH:
-                return _child_path(root, key)
+                return child_path(root, key)
         else:
             depth -= 1
     return root
-
-
-def _child_path(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if _ELEMENT_NAME.fullmatch(key) else path
 
 
 def _node_issue(node: Any, path: str) -> Issue | None:
@@ -285,7 +278,7 @@ def _node_issue(node: Any, path: str) -> Issue | None:
 
 def _object_issues(node: dict[str, Any], path: str) -> list[Issue]:
     issues = [
-        Issue("structure", "Key given more than once.", [_child_path(path, key)])
+        Issue("structure", "Key given more than once.", [child_path(path, key)])
         for key in getattr(node, "duplicates", ())
     ]
     if any(_LONE_SURROGATE.search(key) for key in node):
@@ -293,53 +286,25 @@ def _object_issues(node: dict[str, Any], path: str) -> list[Issue]:
     return issues
 
 
-def _plain(body: dict[str, Any]) -> bool:
-    """The fast walk: True when no node breaks a rule (paths are only worked out,
-    by json_body_issues, for a body that does)."""
-    stack: list[tuple[Any, int]] = [(body, 1)]
-    while stack:
-        node, depth = stack.pop()
-        kind = type(node)
-        if depth > MAX_JSON_DEPTH or kind is _Refused or kind is _DuplicateKeys:
-            return False
-        if kind is dict:
-            if not "".join(node).isascii() and _LONE_SURROGATE.search("".join(node)):
-                return False
-            stack.extend((child, depth + 1) for child in node.values())
-        elif kind is list:
-            stack.extend((child, depth + 1) for child in node)
-        elif kind is str and not node.isascii() and _LONE_SURROGATE.search(node):
-            return False
-    return True
+def _text_ok(text: str) -> bool:
+    return text.isascii() or not _LONE_SURROGATE.search(text)
+
+
+def _issues_of(node: Any, path: str) -> list[Issue]:
+    if isinstance(node, dict):
+        return _object_issues(node, path)
+    if isinstance(node, list):
+        return []
+    issue = _node_issue(node, path)
+    return [issue] if issue else []
 
 
 def json_body_issues(body: dict[str, Any], root: str) -> list[Issue]:
-    """Iterative walks (no recursion, whatever the depth) over a parsed body:
-    duplicate keys, nesting depth, refused numbers, unpaired surrogates."""
-    if _plain(body):
+    """Duplicate keys, nesting depth, refused numbers, unpaired surrogates, found by
+    the shared iterative walk (functions/common/json_walk.py)."""
+    if json_walk.clean(body, _text_ok, (_Refused, _DuplicateKeys)):
         return []
-    issues: list[Issue] = []
-    stack: list[tuple[Any, str, int, str]] = [(body, root, 1, root)]
-    while stack and len(issues) < MAX_BODY_ISSUES:
-        node, path, depth, top = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            message = f"Nested more than {MAX_JSON_DEPTH} levels deep."
-            if not any(top in i.expression for i in issues):
-                issues.append(Issue("structure", message, [top]))
-            continue
-        children: list[tuple[str | int, Any]] = []
-        if isinstance(node, dict):
-            issues.extend(_object_issues(node, path))
-            children = list(node.items())
-        elif isinstance(node, list):
-            children = list(enumerate(node))
-        else:
-            issue = _node_issue(node, path)
-            issues.extend([issue] if issue else [])
-        for key, child in reversed(children):
-            child_path = _child_path(path, key)
-            stack.append((child, child_path, depth + 1, child_path if depth == 1 else top))
-    return issues[:MAX_BODY_ISSUES]
+    return json_walk.issues(body, root, _issues_of, MAX_BODY_ISSUES)
 
 
 View = Callable[..., Response]

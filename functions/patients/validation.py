@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
+from functions.common import json_walk
 from functions.common.errors import Invalid, Issue
 from models.blind_index import normalize_words
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 GENDERS = {"male", "female", "other", "unknown"}
 SERVER_META = ("versionId", "lastUpdated")  # set by the server; tags, labels, profiles kept
-MAX_DEPTH = 64  # objects and arrays nested in a resource (the JSON reader has the same bound)
 MAX_ISSUES = 20  # issues listed in one OperationOutcome
 # C0 controls but TAB, LF, CR; DEL and C1 controls; bidirectional embeddings,
 # overrides (U+202A-U+202E) and isolates (U+2066-U+2069).
@@ -108,55 +108,27 @@ def _bounded(issues: list[Issue]) -> list[Issue]:
 # --- the walk over the submitted JSON ---------------------------------------------------------
 
 
-def _children(node: Any, path: str) -> list[tuple[Any, str]]:
-    if isinstance(node, dict):
-        return [(v, f"{path}.{k}") for k, v in node.items()]
-    if isinstance(node, list):
-        return [(v, f"{path}[{n}]") for n, v in enumerate(node)]
-    return []
+def _characters_ok(node: Any) -> bool:
+    return not isinstance(node, str) or not FORBIDDEN_CHARACTERS.search(node)
 
 
-def _plain(body: dict[str, Any]) -> bool:
-    """The fast walk: nesting within bounds and no forbidden character in any string
-    (one search over all of them); paths are worked out only when this fails."""
-    strings: list[str] = []
-    stack: list[tuple[Any, int]] = [(body, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return False
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-        elif isinstance(node, str):
-            strings.append(node)
-    return not FORBIDDEN_CHARACTERS.search("\n".join(strings))
+def _character_issues(node: Any, path: str) -> list[Issue]:
+    if _characters_ok(node):
+        return []
+    message = (
+        "Control characters (other than tab, line feed and carriage return) and "
+        "bidirectional override or isolate characters are not allowed."
+    )
+    return [Issue("value", message, [path])]
 
 
 def _structure_issues(body: dict[str, Any]) -> list[Issue]:
-    """Nesting depth and string characters, in iterative walks (no recursion, so no
-    depth can overflow the stack before the models see the body)."""
-    if _plain(body):
+    """Nesting depth and string characters, in the shared iterative walk (no
+    recursion, so no depth can overflow the stack before the models see the body).
+    One issue more than listed is collected, so `_bounded` can say there are more."""
+    if json_walk.clean(body, lambda text: not FORBIDDEN_CHARACTERS.search(text)):
         return []
-    issues: list[Issue] = []
-    stack: list[tuple[Any, str, int, str]] = [(body, "Patient", 1, "Patient")]
-    while stack and len(issues) <= MAX_ISSUES:
-        node, path, depth, top = stack.pop()
-        if depth > MAX_DEPTH:
-            if not any(top in i.expression for i in issues):
-                message = f"Nested more than {MAX_DEPTH} levels deep."
-                issues.append(Issue("structure", message, [top]))
-            continue
-        if isinstance(node, str) and FORBIDDEN_CHARACTERS.search(node):
-            message = (
-                "Control characters (other than tab, line feed and carriage return) and "
-                "bidirectional override or isolate characters are not allowed."
-            )
-            issues.append(Issue("value", message, [path]))
-        for child, child_path in reversed(_children(node, path)):
-            stack.append((child, child_path, depth + 1, child_path if depth == 1 else top))
-    return issues
+    return json_walk.issues(body, "Patient", _character_issues, MAX_ISSUES + 1)
 
 
 def _primitive_issue(given: Any, canonical: Any, path: str) -> Issue | None:
