@@ -34,7 +34,7 @@ token: $(STAMP)
 
 ## Load every FHIR bundle of a folder into the running stack.
 import: $(STAMP)
-	$(PY) -m devstack import --dir "$(DIR)" --tenant $(TENANT)
+	$(PY) -m devstack import --dir "$(DIR)" --tenant $(TENANT) --types "$(TYPES)"
 
 ## Write the deployable CloudFormation template and zip under dist/.
 package: $(STAMP)

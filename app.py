@@ -9,13 +9,13 @@ from typing import Any
 from chalice import Chalice
 
 from functions.audit.routes import bp as audit_routes
+from functions.engine.routes import bp as resource_routes
 from functions.fhir.routes import bp as fhir_routes
-from functions.patients.routes import bp as patient_routes
 
 app = Chalice(app_name="emr")
 app.api.binary_types = []  # bodies are JSON text; never base64-wrapped by API Gateway
 app.register_blueprint(fhir_routes)
-app.register_blueprint(patient_routes)
+app.register_blueprint(resource_routes)
 app.register_blueprint(audit_routes)
 
 # Chalice needs a literal ARN here; `chalice package` output gets the real one

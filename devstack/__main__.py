@@ -67,16 +67,16 @@ def bring_up(endpoint: str) -> Any:
 
     cognito = boto3.client("cognito-idp")
     users = seed.ensure_users(cognito, local.user_pool_id)
+    practitioners = seed.seed_practitioners()
     reports = seed.seed_patients()
     print(
         f"Demo users: {len(users)} created ({len(seed.TENANTS) * len(seed.ROLES)} in all); "
-        f"password in README"
+        f"password in README; their Practitioners created: {practitioners}"
     )
     for tenant, rep in reports.items():
-        print(
-            f"Demo patients in {tenant}: {len(rep.created)} created, "
-            f"{len(rep.existing)} already there"
-        )
+        print(f"Demo data in {tenant}: {rep.summary()}")
+        for refusal in rep.refused:
+            print(f"  not loaded: {refusal}")
     return local
 
 
@@ -200,14 +200,13 @@ def cmd_import(args: argparse.Namespace) -> None:
         raise SystemExit("Usage: make import DIR=<folder of FHIR bundles> [TENANT=demo-clinic]")
     env = stackfile.read()
     os.environ.update({k: v for k, v in env.items() if k != "api"})
-    from devstack.importer import import_folder
+    from devstack.importer import LOADED, import_folder
 
-    report = import_folder(Path(args.dir), args.tenant)
-    print(
-        f"{report.files} bundles: {len(report.created)} patients created, "
-        f"{len(report.existing)} already there; other resources not imported yet: "
-        f"{dict(report.skipped_types) or 'none'}"
-    )
+    types = tuple(t.strip() for t in args.types.split(",") if t.strip()) if args.types else LOADED
+    report = import_folder(Path(args.dir), args.tenant, types=types)
+    print(report.summary())
+    for refusal in report.refused:
+        print(f"  not loaded: {refusal}")
 
 
 def cmd_package(args: argparse.Namespace) -> None:
@@ -227,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     imp = sub.add_parser("import")
     imp.add_argument("--dir", default="")
     imp.add_argument("--tenant", default="demo-clinic")
+    imp.add_argument("--types", default="", help="comma-separated; default: every served type")
     imp.set_defaults(func=cmd_import)
     pkg = sub.add_parser("package")
     pkg.add_argument("--out", default="dist")

@@ -60,6 +60,33 @@ def id_token(cognito: Any, pool_id: str, client_id: str, role: str, tenant: str)
     return str(resp["AuthenticationResult"]["IdToken"])
 
 
+def seed_practitioners() -> dict[str, int]:
+    """One Practitioner per demo user, found by `identifier=<USER_SYSTEM>|<username>`."""
+    from devstack.importer import USER_SYSTEM, _existing
+    from functions.common.caller import system_caller
+    from functions.engine import registry, service
+    from models.clock import new_id
+
+    decl = registry.require("Practitioner")
+    created: dict[str, int] = {}
+    for tenant in TENANTS:
+        created[tenant] = 0
+        for role in ROLES:
+            name = username(role, tenant)
+            if _existing(tenant, "Practitioner", f"{USER_SYSTEM}|{name}"):
+                continue
+            body = {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": USER_SYSTEM, "value": name}],
+                "active": True,
+                "name": [{"family": role.replace("_", " ").title(), "given": ["Demo"]}],
+            }
+            caller = system_caller(tenant, "system:seed", "seed", new_id(), "practitioner.create")
+            service.create(caller, decl, body, may_label=False)
+            created[tenant] += 1
+    return created
+
+
 def seed_patients() -> dict[str, ImportReport]:
     return {
         "demo-clinic": import_folder(DEMO_DIR, "demo-clinic"),

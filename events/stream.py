@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from models.aws import client
-from models.resources import remove_stale_entries
+from models.resources import Address, remove_stale_entries
 
 
 class PublishFailed(Exception):
@@ -51,11 +51,16 @@ def publish(outbox: dict[str, Any]) -> None:
 
 def tidy_search_entries(old: dict[str, Any], new: dict[str, Any]) -> int:
     dropped = set(old.get("tokens") or ()) - set(new.get("tokens") or ())
-    if not dropped or new.get("resource_type") != "Patient":
+    if not dropped:
         return 0
-    return remove_stale_entries(
-        str(new["tenant"]), str(new["patient_id"]), dropped, int(new["version"])
+    patient = new.get("patient_id")
+    address = Address(
+        str(new["tenant"]),
+        str(new["resource_type"]),
+        str(new["resource_id"]),
+        str(patient) if patient else None,
     )
+    return remove_stale_entries(address, dropped, int(new["version"]))
 
 
 def handle_record(record: DynamoDBRecord) -> None:

@@ -57,7 +57,7 @@ class _VersionedBody(TableItem):
     tenant = UnicodeAttribute()
     resource_type = UnicodeAttribute()
     resource_id = UnicodeAttribute()
-    patient_id = UnicodeAttribute()
+    patient_id = UnicodeAttribute(null=True)  # None: a resource of no patient (Practitioner)
     version = NumberAttribute()
     last_updated = UnicodeAttribute()
     data_class = UnicodeAttribute()
@@ -68,7 +68,8 @@ class _VersionedBody(TableItem):
 class ResourceItem(_VersionedBody, discriminator="resource"):
     """The current version of a FHIR resource (a tombstone once deleted)."""
 
-    tokens = UnicodeSetAttribute(null=True)  # blind-index tokens of this version
+    tokens = UnicodeSetAttribute(null=True)  # tokens of this version that have an entry
+    filters = UnicodeSetAttribute(null=True)  # every token of this version, for filters
 
 
 class HistoryItem(_VersionedBody, discriminator="history"):
@@ -77,10 +78,10 @@ class HistoryItem(_VersionedBody, discriminator="history"):
 
 class SearchEntryItem(_VersionedBody, discriminator="search"):
     """A copy of the current body under one blind-index token (gsi1), so that a
-    search is a single Query. `tokens` lets further criteria filter server-side."""
+    search is a single Query. `filters` lets further criteria filter server-side."""
 
     token = UnicodeAttribute()
-    tokens = UnicodeSetAttribute(null=True)
+    filters = UnicodeSetAttribute(null=True)
 
 
 class AuditItem(TableItem, discriminator="audit"):

@@ -47,6 +47,42 @@ def patient_pk(tenant: str, patient_id: str) -> str:
     return f"TENANT#{_tenant(tenant)}#PATIENT#{_id(patient_id)}"
 
 
+def resource_pk(tenant: str, resource_type: str, resource_id: str) -> str:
+    """The item collection of a resource that belongs to no patient (Practitioner):
+    its current item, history and search entries."""
+    return f"TENANT#{_tenant(tenant)}#RES#{_type(resource_type)}#{_id(resource_id)}"
+
+
+TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+COMPOUND = "."  # patient id, COMPOUND, own id: the id of a resource in a patient's chart
+LOCAL_ID_LENGTH = 26  # a ULID
+MAX_PATIENT_ID = 64 - len(COMPOUND) - LOCAL_ID_LENGTH
+
+
+def _type(resource_type: str) -> str:
+    if not TYPE_RE.match(resource_type):
+        raise KeyError_("resourceType")
+    return resource_type
+
+
+def compound_id(patient_id: str, local_id: str) -> str:
+    """The id of a resource in a patient's chart names the patient, so that a read
+    by id alone finds its partition (docs/adr/0007-addressing-and-keys.md)."""
+    if len(patient_id) > MAX_PATIENT_ID or len(local_id) != LOCAL_ID_LENGTH:
+        raise KeyError_("id")
+    return _id(f"{_id(patient_id)}{COMPOUND}{local_id}")
+
+
+def patient_of(resource_id: str) -> str | None:
+    """The patient named by a compound id, or None when `resource_id` is not one."""
+    if not ID_RE.match(resource_id):
+        return None
+    patient_id, sep, local = resource_id.rpartition(COMPOUND)
+    if not sep or len(local) != LOCAL_ID_LENGTH or not ID_RE.match(patient_id):
+        return None
+    return patient_id
+
+
 def resource_sk(resource_type: str, resource_id: str) -> str:
     return f"{CURRENT}#{resource_type}#{_id(resource_id)}"
 
@@ -67,22 +103,35 @@ def labels_sk(resource_type: str, resource_id: str) -> str:
     return f"{LABELS}#{resource_type}#{_id(resource_id)}"
 
 
+def type_list_pk(tenant: str, resource_type: str) -> str:
+    """gsi1: every current resource of one type in a tenant, oldest first (ids are
+    ULIDs, compound ids start with their patient's)."""
+    return f"TENANT#{_tenant(tenant)}#TYPE#{_type(resource_type)}"
+
+
 def patients_list_pk(tenant: str) -> str:
-    """gsi1: every current Patient of a tenant, oldest first (ids are ULIDs)."""
-    return f"TENANT#{_tenant(tenant)}#PATIENTS"
+    return type_list_pk(tenant, "Patient")
 
 
-SEARCH_END = "S$"  # sorts after every `S#<token>`
+def resource_prefix(resource_type: str) -> str:
+    """The current items of one type in a collection: `begins_with(sk, ...)`."""
+    return f"{CURRENT}#{_type(resource_type)}#"
 
 
-def search_entry_sk(token: str) -> str:
+def search_entry_prefix(resource_type: str, resource_id: str) -> str:
+    return f"S#{_type(resource_type)}#{_id(resource_id)}#"
+
+
+def search_entry_sk(resource_type: str, resource_id: str, token: str) -> str:
+    """One entry per (resource, token): several resources of a chart may share a token."""
     if not TOKEN_RE.match(token):
         raise KeyError_("token")
-    return f"S#{token}"
+    return f"{search_entry_prefix(resource_type, resource_id)}{token}"
 
 
 def search_pk(tenant: str, token: str) -> str:
-    """gsi1: one partition per blind-index token."""
+    """gsi1: one partition per blind-index token (tokens are namespaced by resource
+    type and parameter, so the partition holds one type)."""
     if not TOKEN_RE.match(token):
         raise KeyError_("token")
     return f"TENANT#{_tenant(tenant)}#SEARCH#{token}"

@@ -1,14 +1,14 @@
 """Security labels (FHIR `meta.security`) kept as a keyed MAC beside the chart.
 
 Labels live in the encrypted body like every other field. Who may change them is
-decided by the caller (functions/patients/labels.py); to let a write by anyone
+decided by the caller (functions/engine/labels.py); to let a write by anyone
 else be conditioned on the labels staying what they are, without reading the
-body first and without storing labels in clear, each Patient has one small item:
+body first and without storing labels in clear, each resource has one small item:
 
-    pk = TENANT#t#PATIENT#p, sk = L#<Type>#<id>, mac = HMAC(tenant key, <Type>/<id> | labels)
+    pk = <its collection>, sk = L#<Type>#<id>, mac = HMAC(tenant key, <Type>/<id> | labels)
 
 The MAC names the resource, so two patients with the same labels have unrelated
-MACs, and every Patient gets the item (also with no labels), so neither equality
+MACs, and every resource gets the item (also with no labels), so neither equality
 nor presence of labels can be read from the table.
 """
 
@@ -22,6 +22,7 @@ from pynamodb.attributes import UnicodeAttribute
 
 from models import blind_index, keys
 from models.items import TableItem
+from models.resources import Address
 from models.uow import UnitOfWork
 
 NAMESPACE = "security-labels"
@@ -42,16 +43,25 @@ def canonical(codings: list[dict[str, Any]] | None) -> str:
 
 @dataclass(frozen=True)
 class LabelKey:
-    """Whose labels: a resource in a patient's collection (the Patient itself, today)."""
+    """Whose labels: any resource, beside it in its item collection."""
 
-    tenant: str
-    patient_id: str
-    resource_type: str
-    resource_id: str
+    address: Address
+
+    @property
+    def tenant(self) -> str:
+        return self.address.tenant
+
+    @property
+    def resource_type(self) -> str:
+        return self.address.resource_type
+
+    @property
+    def resource_id(self) -> str:
+        return self.address.resource_id
 
     @property
     def pk(self) -> str:
-        return keys.patient_pk(self.tenant, self.patient_id)
+        return self.address.pk
 
     @property
     def sk(self) -> str:

@@ -11,10 +11,10 @@ from chalice import Blueprint
 from chalice.app import Response
 
 from functions.audit import service
-from functions.common.authz import Action
+from functions.common.authz import AUDIT_READ
 from functions.common.bundle import bundle, link
 from functions.common.http import RequestContext, fhir_response, fhir_view
-from functions.patients.search import parse_count
+from functions.engine.search import parse_count
 
 bp = Blueprint(__name__)
 ANY = ["*/*"]
@@ -25,11 +25,11 @@ def _current() -> Any:
 
 
 @bp.route("/fhir/R4/AuditEvent", methods=["GET"], content_types=ANY)
-@fhir_view(_current, Action.AUDIT_READ)
+@fhir_view(_current, AUDIT_READ)
 def audit_events(ctx: RequestContext) -> Response:
     params: dict[str, str] = dict(ctx.request.query_params or {})
     query = service.parse(params)
-    count = parse_count(params.get("_count", "50"), "AuditEvent.search")
+    count = max(parse_count(params.get("_count", "50"), "AuditEvent.search"), 1)
     page = service.patient_audit(ctx.tenant, ctx.audit, query, count)
     kept = [("patient", query.patient_id), ("_count", str(count))]
     links = {"self": link(ctx.base_url, "AuditEvent", kept)}

@@ -1,13 +1,25 @@
-"""Who may do what: the role x action table, in one place.
+"""Who may do what: one table of role x resource type x data class x operation.
 
 Roles come from the verified token's `cognito:groups`; the tenant from its
-`custom:tenant`. Patient-level rules (care team, consent, sensitive classes,
-break-glass) will be checked after this table, never instead of it.
+`custom:tenant`. A request names a `Permission` (resource type, data class,
+operation); `POLICY` maps (resource type, data class) -> operation -> roles.
+Anything the table does not name is denied: an unknown resource type, an unknown
+data class of a known type (e.g. psychotherapy notes before their row exists),
+an operation missing from a row, a principal without roles.
+
+The table is checked before the resource is loaded. Rules that need the resource
+itself (care team, consent, sensitive classes, break-glass) are after-load checks
+(`register_loaded_check`), run by `check_loaded` once a resource is loaded and
+before it is returned: in addition to this table, never instead of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from functions.common.errors import Forbidden, Issue
 from functions.common.principal import Principal
@@ -24,6 +36,202 @@ class Role(StrEnum):
     COMPLIANCE = "compliance"
 
 
+class Op(StrEnum):
+    READ = "read"
+    SEARCH = "search"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    HISTORY = "history"  # the history and every version read (vread): old versions are history
+    LABEL = "label"  # set or change security labels (meta.security) on a write
+
+
+@dataclass(frozen=True)
+class Permission:
+    resource_type: str  # FHIR type: "Patient", "Encounter", "AuditEvent", ...
+    data_class: str  # "phi", "staff", "audit" (psychotherapy etc. get their own rows later)
+    op: Op
+
+    @property
+    def name(self) -> str:
+        """`patient.read`, `medicationrequest.create`: what refusals and audit records say."""
+        return f"{self.resource_type.lower()}.{self.op}"
+
+
+R = Role
+_CARE = frozenset({R.CLINICIAN, R.PRESCRIBER, R.SUPERVISOR})
+_ALL = frozenset(Role)
+_NOBODY: frozenset[Role] = frozenset()
+
+
+def _roles(*groups: frozenset[Role] | Role) -> frozenset[Role]:
+    out: set[Role] = set()
+    for group in groups:
+        out |= {group} if isinstance(group, Role) else group
+    return frozenset(out)
+
+
+# (resource type, data class) -> operation -> roles. Deny by default: a missing row or
+# operation allows nobody. "care" = clinician, prescriber, supervisor.
+POLICY: dict[tuple[str, str], dict[Op, frozenset[Role]]] = {
+    ("Patient", "phi"): {
+        # Demographics: everyone who treats, schedules, bills or coordinates needs to find
+        # and read the patient.
+        Op.READ: _roles(_CARE, R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR),
+        # Old versions show what was corrected; billing works from the current record.
+        Op.HISTORY: _roles(_CARE, R.FRONT_DESK, R.CARE_COORDINATOR),
+        # Registration and demographic upkeep is front-desk and coordination work too.
+        Op.CREATE: _roles(_CARE, R.FRONT_DESK, R.CARE_COORDINATOR),
+        Op.UPDATE: _roles(_CARE, R.FRONT_DESK, R.CARE_COORDINATOR),
+        # Removing a chart (duplicate, wrong registration) is supervisory or record upkeep.
+        Op.DELETE: _roles(R.SUPERVISOR, R.ADMIN),
+        # Labels are a clinical judgment (e.g. a 42 CFR Part 2 record); writes by other
+        # roles keep the stored labels (functions/patients/labels.py).
+        Op.LABEL: _CARE,
+    },
+    ("Practitioner", "staff"): {
+        # The staff directory is not PHI, and every role meets practitioners in its work
+        # (compliance resolves the actors named in audit records): all eight roles.
+        Op.READ: _ALL,
+        Op.SEARCH: _ALL,
+        # Staff records are kept by IT (admin) and by the clinical lead (supervisor).
+        Op.CREATE: _roles(R.ADMIN, R.SUPERVISOR),
+        Op.UPDATE: _roles(R.ADMIN, R.SUPERVISOR),
+        # Removing a staff record is account upkeep: admin only.
+        Op.DELETE: _roles(R.ADMIN),
+        # Who changed a credential or role, and when, is also a compliance question.
+        Op.HISTORY: _roles(R.ADMIN, R.SUPERVISOR, R.COMPLIANCE),
+        # Op.LABEL: none; security labels mark sensitive patient data, not staff records.
+    },
+    ("Encounter", "phi"): {
+        # Visits are scheduled at the front desk, billed by the biller, and followed up by
+        # care coordination, so all of them read, search and see corrections.
+        Op.READ: _roles(_CARE, R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR),
+        Op.HISTORY: _roles(_CARE, R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR),
+        # Check-in/out and scheduling (front desk) and the visit itself (care).
+        Op.CREATE: _roles(_CARE, R.FRONT_DESK),
+        Op.UPDATE: _roles(_CARE, R.FRONT_DESK),
+        # As for Patient: removing a visit made in error is supervisory or record upkeep.
+        Op.DELETE: _roles(R.SUPERVISOR, R.ADMIN),
+        Op.LABEL: _CARE,  # clinical judgment, as for Patient
+    },
+    ("Condition", "phi"): {
+        # Diagnoses: billing needs the codes for claims, coordination for referrals.
+        Op.READ: _roles(_CARE, R.BILLER, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.BILLER, R.CARE_COORDINATOR),
+        # Revised diagnoses are clinical information; the current list serves the others.
+        Op.HISTORY: _CARE,
+        # Diagnosing is clinical work: clinician, prescriber, supervisor.
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        # Removing a clinical record (entered in error) is a supervisor's decision.
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.LABEL: _CARE,
+    },
+    ("AllergyIntolerance", "phi"): {
+        # Care and coordination (transitions, referrals); the front desk and billing have
+        # no need for allergies (minimum necessary).
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.LABEL: _CARE,
+    },
+    ("Observation", "phi"): {
+        # Measurements and screening scores: care and coordination only, as for allergies.
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.LABEL: _CARE,
+    },
+    ("MedicationRequest", "phi"): {
+        # Medication lists: care and coordination (reconciliation at transitions).
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        # Only a prescriber prescribes: a supervisor or clinician who is licensed to
+        # prescribe holds the prescriber role as well (roles combine as a union).
+        Op.CREATE: _roles(R.PRESCRIBER),
+        Op.UPDATE: _roles(R.PRESCRIBER),
+        # Removing a prescription entered in error is a supervisor's decision.
+        Op.DELETE: _roles(R.SUPERVISOR),
+        # Clinical judgment, as elsewhere; it takes effect on the writes the role may make
+        # (today: a prescriber's create/update).
+        Op.LABEL: _CARE,
+    },
+    ("AuditEvent", "audit"): {
+        # The audit trail is for compliance only: it names who saw which patient, so it
+        # is sensitive itself, and the audited must not read (or shape) their own trail.
+        # Records are written by the system with each request: no create/update/delete.
+        Op.READ: _roles(R.COMPLIANCE),
+        Op.SEARCH: _roles(R.COMPLIANCE),
+    },
+}
+
+# The compliance route: `GET /AuditEvent?patient=...` is a search.
+AUDIT_READ = Permission("AuditEvent", "audit", Op.SEARCH)
+
+
+def _as_permission(permission: Permission | Action) -> Permission:
+    return POLICY_BY_ACTION[permission] if isinstance(permission, Action) else permission
+
+
+def allowed(principal: Principal, permission: Permission | Action) -> bool:
+    """True when one of the principal's roles holds the permission; anything the table
+    does not name (type, data class, operation) is denied."""
+    perm = _as_permission(permission)
+    row = POLICY.get((perm.resource_type, perm.data_class), {})
+    roles = row.get(perm.op, _NOBODY)
+    return any(role in roles for role in principal.roles)
+
+
+def authorize(principal: Principal, permission: Permission | Action) -> None:
+    if not allowed(principal, permission):
+        name = permission.value if isinstance(permission, Action) else permission.name
+        raise Forbidden(Issue("forbidden", f"Your roles do not allow {name}."))
+
+
+# After-load checks: rules that need the loaded resource (care team, consent, ...).
+# Each gets (principal, resource_type, data_class, resource) and raises Forbidden or
+# NotFound to refuse; returning means "no objection". None is registered today.
+LoadedCheck = Callable[[Principal, str, str, dict[str, Any]], None]
+
+_loaded_checks: list[LoadedCheck] = []
+
+
+def register_loaded_check(check: LoadedCheck) -> None:
+    """Add a check, run after those registered before it. Registering the same check
+    again is a no-op (a module imported twice does not run its check twice)."""
+    if check not in _loaded_checks:
+        _loaded_checks.append(check)
+
+
+def check_loaded(
+    principal: Principal, resource_type: str, data_class: str, resource: dict[str, Any]
+) -> None:
+    """Run every registered check in registration order; the first refusal propagates."""
+    for check in tuple(_loaded_checks):
+        check(principal, resource_type, data_class, resource)
+
+
+@contextmanager
+def isolated_loaded_checks() -> Iterator[None]:
+    """For tests: checks registered inside the block are removed when it ends."""
+    saved = list(_loaded_checks)
+    try:
+        yield
+    finally:
+        _loaded_checks[:] = saved
+
+
+# transitional: removed when routes use Permission
 class Action(StrEnum):
     PATIENT_READ = "patient.read"
     PATIENT_SEARCH = "patient.search"
@@ -35,27 +243,14 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
 
 
-R = Role
-_CARE = {R.CLINICIAN, R.PRESCRIBER, R.SUPERVISOR}
-
-POLICY: dict[Action, frozenset[Role]] = {
-    Action.PATIENT_READ: frozenset(_CARE | {R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR}),
-    Action.PATIENT_SEARCH: frozenset(_CARE | {R.FRONT_DESK, R.BILLER, R.CARE_COORDINATOR}),
-    Action.PATIENT_HISTORY: frozenset(_CARE | {R.FRONT_DESK, R.CARE_COORDINATOR}),
-    Action.PATIENT_CREATE: frozenset(_CARE | {R.FRONT_DESK, R.CARE_COORDINATOR}),
-    Action.PATIENT_UPDATE: frozenset(_CARE | {R.FRONT_DESK, R.CARE_COORDINATOR}),
-    Action.PATIENT_DELETE: frozenset({R.SUPERVISOR, R.ADMIN}),
-    # Labels are a clinical judgment (e.g. a 42 CFR Part 2 record); writes by other
-    # roles keep the stored labels (functions/patients/labels.py).
-    Action.PATIENT_LABEL: frozenset(_CARE),
-    Action.AUDIT_READ: frozenset({R.COMPLIANCE}),
+# transitional: removed when routes use Permission
+POLICY_BY_ACTION: dict[Action, Permission] = {
+    Action.PATIENT_READ: Permission("Patient", "phi", Op.READ),
+    Action.PATIENT_SEARCH: Permission("Patient", "phi", Op.SEARCH),
+    Action.PATIENT_CREATE: Permission("Patient", "phi", Op.CREATE),
+    Action.PATIENT_UPDATE: Permission("Patient", "phi", Op.UPDATE),
+    Action.PATIENT_DELETE: Permission("Patient", "phi", Op.DELETE),
+    Action.PATIENT_HISTORY: Permission("Patient", "phi", Op.HISTORY),
+    Action.PATIENT_LABEL: Permission("Patient", "phi", Op.LABEL),
+    Action.AUDIT_READ: AUDIT_READ,
 }
-
-
-def allowed(principal: Principal, action: Action) -> bool:
-    return any(role in POLICY[action] for role in principal.roles)
-
-
-def authorize(principal: Principal, action: Action) -> None:
-    if not allowed(principal, action):
-        raise Forbidden(Issue("forbidden", f"Your roles do not allow {action.value}."))

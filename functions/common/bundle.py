@@ -16,14 +16,19 @@ def link(base: str, path: str, params: list[tuple[str, str]]) -> str:
 def history_entry(
     base: str, reference: str, version: int, last_updated: str, resource: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """One version in a history Bundle; `resource` None means the version is a deletion."""
+    """One version in a history Bundle (R4 3.1.0.11): `fullUrl` is the resource's
+    URL (without `_history`), `request` the interaction that made the version,
+    `response` its outcome; `resource` None means the version is a deletion."""
+    url = reference
     if resource is None:
         method, status = "DELETE", "204"
+    elif version == 1:
+        method, status, url = "POST", "201", reference.partition("/")[0]
     else:
-        method, status = ("POST", "201") if version == 1 else ("PUT", "200")
+        method, status = "PUT", "200"
     entry: dict[str, Any] = {
-        "fullUrl": f"{base}/{reference}/_history/{version}",
-        "request": {"method": method, "url": reference},
+        "fullUrl": f"{base}/{reference}",
+        "request": {"method": method, "url": url},
         "response": {"status": status, "etag": f'W/"{version}"', "lastModified": last_updated},
     }
     if resource is not None:

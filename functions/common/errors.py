@@ -64,6 +64,11 @@ class MethodNotAllowed(ApiError):
     outcome = "invalid"
 
 
+class NotAcceptable(ApiError):
+    status = 406
+    outcome = "invalid"
+
+
 class Conflict(ApiError):
     status = 409
     outcome = "conflict"

@@ -28,7 +28,8 @@ from chalice.app import Request, Response
 
 from functions.common import auth, json_walk
 from functions.common.audit import AuditDraft
-from functions.common.authz import Action, authorize
+from functions.common.authz import Permission, authorize
+from functions.common.caller import Caller
 from functions.common.errors import (
     BUSY,
     INTERNAL,
@@ -54,14 +55,20 @@ JSON_TYPES = ("application/fhir+json", "application/json")
 @dataclass
 class RequestContext:
     request: Request
-    request_id: str
-    principal: Principal
-    audit: AuditDraft
+    caller: Caller
     base_url: str
 
     @property
+    def principal(self) -> Principal:
+        return self.caller.principal
+
+    @property
+    def audit(self) -> AuditDraft:
+        return self.caller.audit
+
+    @property
     def tenant(self) -> str:
-        return self.principal.tenant
+        return self.caller.tenant
 
 
 def fhir_response(
@@ -308,12 +315,16 @@ def json_body_issues(body: dict[str, Any], root: str) -> list[Issue]:
 
 
 View = Callable[..., Response]
+Concerns = Callable[[dict[str, str]], tuple[str, str, str | None]]
 
 
 def fhir_view(
-    current: Callable[[], Request], action: Action
+    current: Callable[[], Request], permission: Permission, concerns: Concerns | None = None
 ) -> Callable[[View], Callable[..., Response]]:
-    """Wrap a view that takes (ctx, **path_params) and returns a Response."""
+    """Wrap a view that takes (ctx, **path_params) and returns a Response.
+    `permission` is checked before the view runs; `concerns` names the resource
+    (type, id, patient) the path points at, so that even a refused or failed
+    request is audited in that patient's trail."""
 
     def decorate(view: View) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -321,14 +332,14 @@ def fhir_view(
             request = current()
             started = time.perf_counter()
             draft = AuditDraft(
-                action=action.value,
+                action=permission.name,
                 request_id=_request_id(request),
                 route=str((request.context or {}).get("resourcePath", "")),
                 source_ip=_source_ip(request),
             )
-            if "patient_id" in params:
-                draft.concerns("Patient", params["patient_id"], params["patient_id"])
-            response = _run(view, request, draft, params, action)
+            if concerns is not None:
+                draft.concerns(*concerns(params))
+            response = _run(view, request, draft, params, permission)
             response = _audit(request, draft, response)
             response.headers["Cache-Control"] = "no-store"  # every response here may hold PHI
             _log(request, draft, response, started)
@@ -340,14 +351,15 @@ def fhir_view(
 
 
 def _run(
-    view: View, request: Request, draft: AuditDraft, params: dict[str, str], action: Action
+    view: View, request: Request, draft: AuditDraft, params: dict[str, str], permission: Permission
 ) -> Response:
     try:
         principal = auth.principal_from(request.headers)
         draft.tenant, draft.actor = principal.tenant, principal.sub
         draft.actor_name, draft.roles = principal.username, sorted(principal.roles)
-        authorize(principal, action)
-        ctx = RequestContext(request, draft.request_id, principal, draft, base_url(request))
+        authorize(principal, permission)
+        caller = Caller(principal, draft.request_id, draft)
+        ctx = RequestContext(request, caller, base_url(request))
         return view(ctx, **params)
     except auth.AuthenticationFailed as err:
         draft.refusal = err.reason

@@ -25,6 +25,9 @@ class ApiSettings:
     # the local stack's http://127.0.0.1:${EMR_API_PORT:-8000}/fhir/R4).
     public_base_url: str
     public_base_url_configured: bool
+    # Tenants whose updates must carry If-Match (EMR_IF_MATCH_REQUIRED_TENANTS, comma-
+    # separated): FHIR makes version-aware updates optional, some clinics want them.
+    if_match_required: frozenset[str] = frozenset()
 
 
 def checked_base_url(value: str) -> str:
@@ -80,4 +83,9 @@ def api_settings() -> ApiSettings:
         clock_skew_s=int(os.environ.get("EMR_CLOCK_SKEW_S", "30")),
         public_base_url=base,
         public_base_url_configured=configured,
+        if_match_required=frozenset(
+            t.strip()
+            for t in os.environ.get("EMR_IF_MATCH_REQUIRED_TENANTS", "").split(",")
+            if t.strip()
+        ),
     )

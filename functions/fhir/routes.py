@@ -27,33 +27,7 @@ def metadata(request: Request) -> Response:
     return fhir_response(capability_statement(base_url(request), RELEASED))
 
 
-@bp.route("/fhir/R4/Patient", methods=["PUT", "DELETE", "PATCH"], content_types=["*/*"])
-@public_view(_current)
-def patient_type_other_methods(request: Request) -> Response:
-    raise _not_allowed(request.method, "GET, POST")
-
-
-@bp.route("/fhir/R4/Patient/{patient_id}", methods=["POST", "PATCH"], content_types=["*/*"])
-@public_view(_current)
-def patient_instance_other_methods(request: Request, patient_id: str) -> Response:
-    raise _not_allowed(request.method, "GET, PUT, DELETE")
-
-
 OTHER = ["POST", "PUT", "DELETE", "PATCH"]
-
-
-@bp.route("/fhir/R4/Patient/{patient_id}/_history", methods=OTHER, content_types=["*/*"])
-@public_view(_current)
-def history_other_methods(request: Request, patient_id: str) -> Response:
-    raise _not_allowed(request.method, "GET")
-
-
-@bp.route(
-    "/fhir/R4/Patient/{patient_id}/_history/{version_id}", methods=OTHER, content_types=["*/*"]
-)
-@public_view(_current)
-def vread_other_methods(request: Request, patient_id: str, version_id: str) -> Response:
-    raise _not_allowed(request.method, "GET")
 
 
 @bp.route("/fhir/R4/AuditEvent", methods=OTHER, content_types=["*/*"])

@@ -144,7 +144,7 @@ def test_body_over_the_limit_is_413_and_nothing_is_written(api):
 
 
 def test_unknown_resource_type_is_404(api):
-    for path in ("/fhir/R4/Observation", "/fhir/R4/Observation/123"):
+    for path in ("/fhir/R4/Claim", "/fhir/R4/Claim/123"):
         r = api.http.get(path, headers=api.headers())
         assert r.status_code == 404
         assert _outcome(r)[0]["code"] == "not-supported"
@@ -175,13 +175,20 @@ def test_malformed_if_match_is_400(api, if_match):
         ("bogus=1", "Patient.search.bogus"),
         ("family:contains=ab", "Patient.search.family:contains"),
         ("family=a", "Patient.search.family"),
-        ("family=ab,cd", "Patient.search.family"),
-        ("birthdate=ge1990", "Patient.search.birthdate"),
+        ("family=ab,c", "Patient.search.family"),
+        ("family=ab,", "Patient.search.family"),
+        ("birthdate=ap1990", "Patient.search.birthdate"),
         ("birthdate=1990-1-1", "Patient.search.birthdate"),
-        ("_count=0", "Patient.search._count"),
-        ("_count=1000", "Patient.search._count"),
+        ("birthdate=ge1990-02-30", "Patient.search.birthdate"),
         ("_count=ten", "Patient.search._count"),
-        ("identifier=sys|", "Patient.search.identifier"),
+        ("_count=-1", "Patient.search._count"),
+        ("identifier=|", "Patient.search.identifier"),
+        ("identifier:text=x", "Patient.search.identifier:text"),
+        ("general-practitioner=x", "Patient.search.general-practitioner"),
+        ("name.family=x", "Patient.search.name.family"),
+        ("_summary=text", "Patient.search._summary"),
+        ("_sort=family", "Patient.search._sort"),
+        ("_total=all", "Patient.search._total"),
         ("_cursor=bad$cursor", "Patient.search._cursor"),
     ],
 )
@@ -220,8 +227,21 @@ def test_format_json_is_accepted_and_xml_is_refused(api):
         == 200
     )
     r = api.http.get("/fhir/R4/Patient?family=zz&_format=xml", headers=api.headers())
+    assert r.status_code == 406
+    assert _outcome(r)[0]["expression"] == ["_format"]
+    r = api.http.get("/fhir/R4/Patient?family=zz&_format=text/csv", headers=api.headers())
     assert r.status_code == 400
     assert _outcome(r)[0]["expression"] == ["Patient.search._format"]
+    r = api.http.get(
+        "/fhir/R4/Patient?family=zz", headers=api.headers(Accept="application/fhir+xml")
+    )
+    assert r.status_code == 406
+    assert _outcome(r)[0]["expression"] == ["Accept"]
+    accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # a browser
+    assert (
+        api.http.get("/fhir/R4/Patient?family=zz", headers=api.headers(Accept=accept)).status_code
+        == 200
+    )
 
 
 # --- parser limits: what used to reach a 500 -------------------------------------------
@@ -277,9 +297,7 @@ def test_a_five_thousand_digit_integer_is_400(api):
 
 def test_count_errors_name_the_interaction_they_belong_to(api):
     created = api.create(patient_body("Countname" + uuid.uuid4().hex[:6]))
-    r = api.http.get(
-        f"/fhir/R4/Patient/{created['id']}/_history?_count=0", headers=api.headers()
-    )
+    r = api.http.get(f"/fhir/R4/Patient/{created['id']}/_history?_count=0", headers=api.headers())
     assert r.status_code == 400, r.body
     assert _expressions(r) == ["Patient.history._count"]
     r = api.http.get(

@@ -72,12 +72,44 @@ def test_update_with_stale_version_is_412_and_changes_nothing(api):
     assert current["gender"] == "male" and current["meta"]["versionId"] == "2"
 
 
-def test_update_without_if_match_is_428(api):
+def test_update_without_if_match_makes_a_new_version(api):
     created = api.create(patient_body(_unique()))
     r = api.http.put(
-        f"/fhir/R4/Patient/{created['id']}", body=json.dumps(created), headers=api.headers()
+        f"/fhir/R4/Patient/{created['id']}",
+        body=json.dumps({**created, "gender": "other"}),
+        headers=api.headers(),
     )
-    assert r.status_code == 428
+    assert r.status_code == 200, r.body
+    assert json.loads(r.body)["meta"]["versionId"] == "2" and r.headers["ETag"] == 'W/"2"'
+    stale = api.http.put(
+        f"/fhir/R4/Patient/{created['id']}",
+        body=json.dumps(created),
+        headers=api.headers(If_Match='W/"1"'),
+    )
+    assert stale.status_code == 412
+
+
+def test_a_tenant_can_require_if_match(api, monkeypatch):
+    from functions.common.settings import api_settings
+
+    created = api.create(patient_body(_unique()))
+    monkeypatch.setenv("EMR_IF_MATCH_REQUIRED_TENANTS", "other-clinic, demo-clinic")
+    api_settings.cache_clear()
+    try:
+        r = api.http.put(
+            f"/fhir/R4/Patient/{created['id']}", body=json.dumps(created), headers=api.headers()
+        )
+        assert r.status_code == 428
+        assert json.loads(r.body)["issue"][0]["expression"] == ["If-Match"]
+        ok = api.http.put(
+            f"/fhir/R4/Patient/{created['id']}",
+            body=json.dumps(created),
+            headers=api.headers(If_Match='W/"1"'),
+        )
+        assert ok.status_code == 200
+    finally:
+        monkeypatch.delenv("EMR_IF_MATCH_REQUIRED_TENANTS")
+        api_settings.cache_clear()
 
 
 def test_update_of_unknown_patient_is_404(api):
@@ -173,9 +205,29 @@ def test_metadata_states_what_is_supported(api):
         "name",
         "birthdate",
         "identifier",
+        "gender",
+        "_id",
+        "_lastUpdated",
         "_count",
+        "_sort",
+        "_total",
+        "_summary",
     }
-    assert [r["type"] for r in cap["rest"][0]["resource"]] == ["Patient", "AuditEvent"]
+    by_name = {p["name"]: p for p in patient["searchParam"]}
+    assert by_name["birthdate"]["definition"] == (
+        "http://hl7.org/fhir/SearchParameter/individual-birthdate"
+    )
+    assert patient["conditionalCreate"] is True
+    assert [r["type"] for r in cap["rest"][0]["resource"]] == [
+        "Patient",
+        "Practitioner",
+        "Encounter",
+        "Condition",
+        "AllergyIntolerance",
+        "Observation",
+        "MedicationRequest",
+        "AuditEvent",
+    ]
 
 
 def test_capability_statement_is_valid_fhir(api):

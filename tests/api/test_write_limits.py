@@ -113,17 +113,14 @@ def test_an_update_that_drops_a_large_patients_token_hides_the_stale_entry(api, 
 def test_a_body_over_the_item_limit_is_refused_with_413_and_nothing_is_written(api, stack):  # type: ignore[no-untyped-def]
     """Larger than the HTTP body limit allows, so called below HTTP: the domain
     refuses it as too large rather than sending a write AWS would fail."""
-    from functions.common.audit import AuditDraft
+    from functions.common.caller import system_caller
     from functions.common.errors import PayloadTooLarge
-    from functions.patients import service
+    from functions.engine import registry, service
 
     body, mrn = _big_patient(ITEM_MAX)
-    draft = AuditDraft(
-        action="patient.create", request_id=uuid.uuid4().hex, route="", source_ip=None
-    )
-    draft.tenant = TENANT
+    caller = system_caller(TENANT, "system:test", "test", uuid.uuid4().hex, "patient.create")
     with pytest.raises(PayloadTooLarge) as caught:
-        service.create_patient(TENANT, draft, body)
+        service.create(caller, registry.require("Patient"), body)
     assert caught.value.status == 413
     assert caught.value.issues[0].expression == ["Patient"]
     r = api.http.get(f"/fhir/R4/Patient?identifier={mrn}", headers=api.headers())

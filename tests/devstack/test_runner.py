@@ -140,9 +140,7 @@ def test_the_runner_recovers_from_a_replaced_shard_and_says_so(api, stack, caplo
         seen.extend(r["dynamodb"]["SequenceNumber"] for r in event["Records"])
         return {"batchItemFailures": []}
 
-    runner = StreamRunner(
-        boto3.client("dynamodbstreams"), stack.stream_arn, handler, peek_every=2
-    )
+    runner = StreamRunner(boto3.client("dynamodbstreams"), stack.stream_arn, handler, peek_every=2)
     api.create(patient_body("Orphan" + uuid.uuid4().hex[:6]))
     runner.drain()
     table = find_table(stack.table_name)
@@ -155,6 +153,5 @@ def test_the_runner_recovers_from_a_replaced_shard_and_says_so(api, stack, caplo
         runner.poll_once()
     assert seen, "the outbox record of the second create was delivered"
     assert any(
-        "returned none" in r.getMessage() and getattr(r, "shard", None)
-        for r in caplog.records
+        "returned none" in r.getMessage() and getattr(r, "shard", None) for r in caplog.records
     )

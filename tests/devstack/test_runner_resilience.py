@@ -147,9 +147,7 @@ def test_a_handler_that_keeps_failing_is_reported_once_then_its_recovery(fake, c
     _no_phi(caplog)
 
 
-def test_an_iterator_that_answers_nothing_while_records_wait_is_reported_and_replaced(
-    fake, caplog
-):
+def test_an_iterator_that_answers_nothing_while_records_wait_is_reported_and_replaced(fake, caplog):
     caplog.set_level(logging.INFO)
     handler = Recorder()
     runner = _runner(fake, handler, peek_every=3)

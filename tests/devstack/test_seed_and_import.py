@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,9 @@ BRING_UP_TWICE = textwrap.dedent(
 def _report_counts(output: str) -> dict[str, tuple[int, int]]:
     return {
         m.group(1): (int(m.group(2)), int(m.group(3)))
-        for m in re.finditer(r"Demo patients in (\S+): (\d+) created, (\d+) already there", output)
+        for m in re.finditer(
+            r"Demo data in (\S+): \d+ bundles: (\d+) patients created, (\d+) already there", output
+        )
     }
 
 
@@ -131,6 +134,8 @@ def test_bring_up_twice_on_one_moto_server_creates_no_duplicates():
 
     assert f"Demo users: {everyone} created ({everyone} in all)" in first
     assert _report_counts(first) == {"demo-clinic": (demo, 0), "other-clinic": (2, 0)}
+    assert "not loaded:" not in first, first  # every demo resource of a served type loads
+    assert "'Encounter': 137" in first and "'Observation': 535" in first, first
     assert f"Demo users: 0 created ({everyone} in all)" in second
     assert _report_counts(second) == {"demo-clinic": (0, demo), "other-clinic": (0, 2)}
 
@@ -144,9 +149,10 @@ def test_bring_up_twice_on_one_moto_server_creates_no_duplicates():
 # --- make import ---------------------------------------------------------------------------
 
 
-def _import_cli(folder: Path, tenant: str, stack_file: Path) -> str:
+def _import_cli(folder: Path, tenant: str, stack_file: Path, types: str = "") -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "devstack", "import", "--dir", str(folder), "--tenant", tenant],
+        [sys.executable, "-m", "devstack", "import", "--dir", str(folder), "--tenant", tenant]
+        + (["--types", types] if types else []),
         cwd=ROOT,
         env=_clean_env(EMR_STACK_FILE=str(stack_file)),
         capture_output=True,
@@ -157,14 +163,16 @@ def _import_cli(folder: Path, tenant: str, stack_file: Path) -> str:
     return done.stdout
 
 
-def _search(tenant: str, **params: str) -> list[dict[str, Any]]:
-    from functions.common.audit import AuditDraft
-    from functions.patients import service
+def _search(tenant: str, type_: str = "Patient", **params: str) -> list[dict[str, Any]]:
+    from functions.common.caller import system_caller
+    from functions.engine import registry, service
     from models.clock import new_id
 
-    draft = AuditDraft("patient.search", new_id(), "test", None, tenant=tenant, actor="test")
-    page = service.search_patients(tenant, draft, {k: [v] for k, v in params.items()})
-    return page.resources
+    caller = system_caller(tenant, "test", "test", new_id(), f"{type_.lower()}.search")
+    found = service.search_resources(
+        caller, registry.require(type_), {k: [v] for k, v in params.items()}
+    )
+    return [s.resource for s in found.found if s.resource]
 
 
 def test_make_import_loads_every_synthea_bundle_once_and_makes_it_findable(
@@ -180,7 +188,7 @@ def test_make_import_loads_every_synthea_bundle_once_and_makes_it_findable(
     stack_file.write_text(json.dumps({**stack.env(), "api": "http://127.0.0.1:1"}))
 
     started = time.monotonic()
-    first = _import_cli(folder, tenant, stack_file)
+    first = _import_cli(folder, tenant, stack_file, types="Patient")
     took = time.monotonic() - started
     assert "28 bundles: 28 patients created, 0 already there" in first, first
     print(f"import of 28 Synthea bundles: {took:.1f} s")
@@ -201,6 +209,55 @@ def test_make_import_loads_every_synthea_bundle_once_and_makes_it_findable(
     again = _import_cli(folder, tenant, stack_file)
     assert "28 bundles: 0 patients created, 28 already there" in again, again
     assert {r["id"] for r in _search(tenant, _count="99")} == found
+
+
+def test_import_loads_the_clinical_resources_with_references_rewritten(
+    stack,
+    shared_data,
+    tmp_path,  # type: ignore[no-untyped-def]
+):
+    """Three Synthea bundles (one with allergies), every served type, in process."""
+    from devstack.importer import LOADED, import_folder
+
+    chosen = []
+    for path in sorted((shared_data / "synthea").glob("*.json")):
+        kinds = {e["resource"]["resourceType"] for e in json.loads(path.read_text())["entry"]}
+        if "AllergyIntolerance" in kinds or len(chosen) < 2:
+            chosen.append(path)
+        if len(chosen) == 3 and any("AllergyIntolerance" in p.read_text() for p in chosen):
+            break
+    for path in chosen:
+        (tmp_path / path.name).symlink_to(path)
+    tenant = "import-full-" + uuid.uuid4().hex[:8]
+    report = import_folder(tmp_path, tenant)
+    expected: Counter[str] = Counter()
+    for path in chosen:
+        for e in json.loads(path.read_text())["entry"]:
+            expected[e["resource"]["resourceType"]] += 1
+    refused = Counter(line.split(" ")[0] for line in report.refused)
+    for kind in LOADED:
+        if kind == "Practitioner":
+            continue  # the same clinician in two bundles is one Practitioner
+        assert report.loaded[kind] + refused[kind] == expected[kind], (kind, report.refused)
+    assert report.loaded["AllergyIntolerance"] >= 1
+    assert not report.refused, report.refused
+    assert report.skipped_types["Claim"] == expected["Claim"]
+
+    for pid in report.created:
+        encounters = _search(tenant, "Encounter", patient=pid, _count="99", _total="accurate")
+        assert encounters and all(e["subject"]["reference"] == f"Patient/{pid}" for e in encounters)
+        assert all(e["id"].startswith(f"{pid}.") for e in encounters)
+        doctors = {
+            p["individual"]["reference"]
+            for e in encounters
+            for p in e.get("participant", [])
+            if "reference" in p.get("individual", {})
+        }
+        assert doctors and all(d.startswith("Practitioner/") for d in doctors)
+        conditions = _search(tenant, "Condition", patient=pid, _count="99")
+        known = {f"Encounter/{e['id']}" for e in encounters}
+        assert all(c["encounter"]["reference"] in known for c in conditions if "encounter" in c)
+        assert not any("urn:uuid" in json.dumps(r) for r in encounters + conditions)
 
 
 # --- python -m devstack run ------------------------------------------------------------------

@@ -86,11 +86,15 @@ def _in_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
 def _audit_records(patient_id: str) -> list[dict[str, Any]]:
     from models import keys
 
-    pages = boto3.client("dynamodb").get_paginator("query").paginate(
-        TableName=_table(),
-        KeyConditionExpression="pk = :p",
-        ExpressionAttributeValues={":p": {"S": keys.audit_patient_pk(TENANT, patient_id)}},
-        ConsistentRead=True,
+    pages = (
+        boto3.client("dynamodb")
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(),
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": keys.audit_patient_pk(TENANT, patient_id)}},
+            ConsistentRead=True,
+        )
     )
     return [item for page in pages for item in page["Items"]]
 
@@ -166,9 +170,7 @@ def test_reads_and_creates_in_parallel_all_succeed_and_every_create_is_whole(ser
     assert not errors, errors[:5]
     statuses = Counter(r[0] for r in results)
     assert statuses == Counter({200: 200, 201: 50}), statuses
-    created = {
-        r[2]["name"][0]["family"]: r[2]["id"] for r in results if r[0] == 201
-    }
+    created = {r[2]["name"][0]["family"]: r[2]["id"] for r in results if r[0] == 201}
     assert set(created) == set(families)
 
     for pid in created.values():  # before any read or search adds to the trail

@@ -220,7 +220,7 @@ def test_zip_leaves_runtime_sdk_out(packaged: PackageResult) -> None:
     tag = sys.implementation.cache_tag
     assert all(name.endswith(f".{tag}.pyc") for name in cached), cached[:5]
     assert "app.py" in names and f"__pycache__/app.{tag}.pyc" in names
-    assert "functions/patients/__pycache__/service." + tag + ".pyc" in names
+    assert "functions/engine/__pycache__/service." + tag + ".pyc" in names
     assert {"app.py", "functions", "models", "events", "jmespath"} <= tops
 
 
@@ -426,9 +426,9 @@ def lambda_run(
             "metadata": _api_event("GET", "/fhir/R4/metadata", "/fhir/R4/metadata", None, {}),
             "patient": _api_event(
                 "GET",
-                "/fhir/R4/Patient/{patient_id}",
+                "/fhir/R4/Patient/{resource_id}",
                 f"/fhir/R4/Patient/{patient_id}",
-                {"patient_id": patient_id},
+                {"resource_id": patient_id},
                 {"Authorization": f"Bearer {token}"},
             ),
         },

@@ -14,7 +14,7 @@ from pynamodb.exceptions import DeleteError
 
 from events.stream import handle_batch
 from models import keys
-from models.resources import remove_stale_entries
+from models.resources import Address, remove_stale_entries
 from tests.conftest import patient_body
 
 TENANT = "demo-clinic"
@@ -73,6 +73,10 @@ def _modify_record(stack, patient_id: str) -> tuple[dict[str, Any], set[str]]:  
     return record, stale
 
 
+def _address(pid: str) -> Address:
+    return Address(TENANT, "Patient", pid, pid)
+
+
 def test_a_throttled_delete_is_not_swallowed(api, stack, moto):  # type: ignore[no-untyped-def]
     pid, _ = _renamed(api)
     _, stale = _modify_record(stack, pid)
@@ -80,7 +84,7 @@ def test_a_throttled_delete_is_not_swallowed(api, stack, moto):  # type: ignore[
     moto.inject("dynamodb.DeleteItem", "before", times=100)
     try:
         try:
-            remove_stale_entries(TENANT, pid, stale, below_version=2)
+            remove_stale_entries(_address(pid), stale, below_version=2)
         except DeleteError as exc:
             assert exc.cause_response_code != "ConditionalCheckFailedException"
         else:
@@ -110,5 +114,5 @@ def test_a_failed_tidy_fails_its_stream_record_and_the_retry_removes_the_old_nam
 def test_an_entry_a_newer_version_rewrote_is_kept_without_error(api, stack):  # type: ignore[no-untyped-def]
     pid, _ = _renamed(api)
     _, stale = _modify_record(stack, pid)
-    assert remove_stale_entries(TENANT, pid, stale, below_version=1) == 0  # condition fails
-    assert remove_stale_entries(TENANT, pid, stale, below_version=2) == len(stale)
+    assert remove_stale_entries(_address(pid), stale, below_version=1) == 0  # condition fails
+    assert remove_stale_entries(_address(pid), stale, below_version=2) == len(stale)

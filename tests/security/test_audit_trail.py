@@ -114,7 +114,7 @@ def test_requests_without_a_valid_token_write_nothing_and_are_logged_and_counted
     assert {x["reason"] for x in logged} == {"missing-token", "invalid-token"}
     assert all(x["request_id"] and x["source_ip"] for x in logged)
     assert {(x["method"], x["route"]) for x in logged} == {
-        ("GET", "/fhir/R4/Patient/{patient_id}"),
+        ("GET", "/fhir/R4/Patient/{resource_id}"),
         ("POST", "/fhir/R4/Patient"),
     }
     assert all("01ANYONE" not in json.dumps(x, default=str) for x in logged)  # no path values

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from functions.patients.search import parse_query, tokens_for
+from functions.engine import registry, search
 from models.blind_index import normalize_words, prefixes, token
+
+KEY = b"k" * 32
 
 
 @pytest.mark.parametrize(
@@ -35,38 +37,67 @@ def test_tokens_depend_on_the_tenant_key_and_namespace():
 
 
 def test_patient_tokens_cover_names_dates_and_identifiers():
-    key = b"k" * 32
     patient = {
         "name": [{"family": "Smith", "given": ["Ann"]}],
         "birthDate": "1990-02-03",
         "identifier": [{"system": "urn:mrn", "value": "42"}],
     }
-    toks = tokens_for(key, patient)
+    toks = search.index(registry.require("Patient"), KEY, patient)
     for ns, value in (
-        ("name", "smi"),
-        ("name", "an"),
-        ("birthdate", "1990"),
-        ("birthdate", "1990-02"),
-        ("birthdate", "1990-02-03"),
-        ("identifier", "|42"),
-        ("identifier", "urn:mrn|42"),
+        ("Patient.name", "smi"),
+        ("Patient.name", "an"),
+        ("Patient.birthdate", "1990"),
+        ("Patient.birthdate", "1990-02"),
+        ("Patient.birthdate", "1990-02-03"),
+        ("Patient.identifier:code", "42"),
+        ("Patient.identifier", "urn:mrn|42"),
     ):
-        assert token(key, ns, value) in toks.entries
-    assert token(key, "family", "smi") in toks.all
-    assert token(key, "family", "smi") not in toks.entries
-    assert token(key, "given", "smi") not in toks.all
+        assert token(KEY, ns, value) in toks.entries, (ns, value)
+    assert token(KEY, "Patient.family", "smi") in toks.all
+    assert token(KEY, "Patient.family", "smi") not in toks.entries
+    assert token(KEY, "Patient.given", "smi") not in toks.all
+    assert token(KEY, "Patient.identifier:nosys", "42") not in toks.all  # it has a system
+    assert token(KEY, "Patient.identifier:system", "urn:mrn") in toks.all
+
+
+def test_tokens_carry_the_resource_type():
+    practitioner = {"name": [{"family": "Smith"}], "identifier": [{"value": "42"}]}
+    patient_toks = search.index(registry.require("Patient"), KEY, practitioner)
+    practitioner_toks = search.index(registry.require("Practitioner"), KEY, practitioner)
+    assert patient_toks.all and practitioner_toks.all
+    assert not patient_toks.all & practitioner_toks.all
 
 
 def test_query_leads_with_the_most_selective_term():
-    key = b"k" * 32
-    q = parse_query({"family": ["smi"], "identifier": ["urn:mrn|42"], "birthdate": ["1990"]})
-    primary, filters = q.primary_and_filters(key)
-    assert primary == token(key, "identifier", "urn:mrn|42")
-    assert token(key, "family", "smi") in filters and token(key, "birthdate", "1990") in filters
+    q = search.parse(
+        registry.require("Patient"),
+        {"family": ["smi"], "identifier": ["urn:mrn|42"], "birthdate": ["1990"]},
+    )
+    lead = q.leading_term()
+    assert lead == ("Patient.identifier", "urn:mrn|42")
+    groups = q.filter_groups(KEY, lead)
+    assert [token(KEY, "Patient.family", "smi")] in groups
+    assert [token(KEY, "Patient.birthdate", "1990")] in groups
 
 
 def test_family_query_leads_with_the_name_partition_and_filters_on_family():
-    key = b"k" * 32
-    primary, filters = parse_query({"family": ["SMI"]}).primary_and_filters(key)
-    assert primary == token(key, "name", "smi")
-    assert filters == [token(key, "family", "smi")]
+    q = search.parse(registry.require("Patient"), {"family": ["SMI"]})
+    lead = q.leading_term()
+    assert lead == ("Patient.name", "smi")
+    assert q.filter_groups(KEY, lead) == [[token(KEY, "Patient.family", "smi")]]
+
+
+def test_no_system_identifier_leads_with_the_code_and_filters_on_no_system():
+    q = search.parse(registry.require("Patient"), {"identifier": ["|42"]})
+    lead = q.leading_term()
+    assert lead == ("Patient.identifier:code", "42")
+    assert q.filter_groups(KEY, lead) == [[token(KEY, "Patient.identifier:nosys", "42")]]
+    assert not q.matches({"identifier": [{"system": "urn:mrn", "value": "42"}]})
+    assert q.matches({"identifier": [{"value": "42"}]})
+
+
+def test_or_values_filter_as_one_group_and_never_lead():
+    q = search.parse(registry.require("Patient"), {"gender": ["male,female"]})
+    assert q.leading_term() is None
+    (group,) = q.filter_groups(KEY, None)
+    assert sorted(group) == sorted(token(KEY, "Patient.gender:code", g) for g in ("male", "female"))

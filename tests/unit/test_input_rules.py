@@ -9,16 +9,13 @@ from typing import Any
 import pytest
 
 from functions.common import http
-from functions.common.errors import Invalid, PreconditionRequired, UnsupportedMediaType
+from functions.common.errors import Invalid, UnsupportedMediaType
 from functions.common.http import MAX_JSON_DEPTH, json_body_issues, read_json_body
+from functions.engine import registry, search
+from functions.engine.search import parse_count, whole_number
+from functions.engine.service import parse_before_version as _before
+from functions.engine.service import parse_if_match
 from functions.patients import validation
-from functions.patients.search import (
-    parse_before_version,
-    parse_count,
-    parse_query,
-    whole_number,
-)
-from functions.patients.service import parse_if_match
 from functions.patients.validation import narrative_problem, validate_patient
 
 XHTML = '<div xmlns="http://www.w3.org/1999/xhtml">'
@@ -60,14 +57,27 @@ def test_superscript_two_is_a_digit_to_python_but_not_a_number():
     with pytest.raises(ValueError):
         int("\u00b2")
     with pytest.raises(Invalid) as exc:
-        parse_count("\u00b2")
+        parse_count("\u00b2", "Patient.search")
     assert _expressions(exc) == ["Patient.search._count"]
 
 
-@pytest.mark.parametrize("value", ["\u0663", "\u00b2", "0", "101", "1" * 30])
+@pytest.mark.parametrize("value", ["\u0663", "\u00b2", "-1", "x", "1" * 30])
 def test_parse_count_refuses(value):
     with pytest.raises(Invalid):
-        parse_count(value)
+        parse_count(value, "Patient.search")
+
+
+def test_parse_count_caps_what_is_over_the_page_limit():
+    assert parse_count("0", "Patient.search") == 0
+    assert parse_count("101", "Patient.search") == search.MAX_COUNT
+
+
+def parse_before_version(value: str | None) -> int | None:
+    return _before(registry.require("Patient"), value)
+
+
+def parse_query(params: dict[str, list[str]]) -> search.Query:
+    return search.parse(registry.require("Patient"), params)
 
 
 def test_before_version():
@@ -91,11 +101,6 @@ def test_if_match_refuses_everything_else(header):
     assert _expressions(exc) == ["If-Match"]
 
 
-def test_if_match_missing_is_428():
-    with pytest.raises(PreconditionRequired):
-        parse_if_match(None)
-
-
 # --- search dates (point 7) -----------------------------------------------------------------
 
 
@@ -112,7 +117,7 @@ def test_search_refuses_impossible_dates(value):
 
 @pytest.mark.parametrize("value", ["2000-02-29", "0001", "9999-12-31", "eq1970-01"])
 def test_search_accepts_real_dates(value):
-    assert parse_query({"birthdate": [value]}).terms[0][0] == "birthdate"
+    assert parse_query({"birthdate": [value]}).criteria[0].name == "birthdate"
 
 
 # --- the JSON reader (points 6 and 7) ---------------------------------------------------------

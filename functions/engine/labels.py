@@ -1,7 +1,7 @@
-"""Who may change a Patient's security labels (`meta.security`).
+"""Who may change a resource's security labels (`meta.security`).
 
 Labels can reveal what a record holds (a substance-use program, psychotherapy),
-so changing them is its own permission (`patient.label`, functions/common/authz.py).
+so changing them is its own permission (`<type>.label`, functions/common/authz.py).
 A write by anyone else keeps the stored labels: what they submit in
 `meta.security` is ignored. A create by them stores no labels.
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from models import labels as label_store
 from models.labels import LabelKey
+from models.resources import Address
 from models.uow import UnitOfWork
 
 
@@ -41,10 +42,8 @@ def with_labels(resource: dict[str, Any], codings: list[dict[str, Any]]) -> dict
     return {**out, "meta": meta} if meta else out
 
 
-def stage(
-    uow: UnitOfWork, tenant: str, patient_id: str, resource: dict[str, Any], how: LabelWrite
-) -> None:
-    key = LabelKey(tenant, patient_id, str(resource["resourceType"]), str(resource["id"]))
+def stage(uow: UnitOfWork, address: Address, resource: dict[str, Any], how: LabelWrite) -> None:
+    key = LabelKey(address)
     value = label_store.mac(key, of(resource))
     if how is LabelWrite.SET:
         label_store.stage_set(uow, key, value)

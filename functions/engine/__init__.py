@@ -1,0 +1,1 @@
+"""Behaviour shared by every FHIR resource type (validation, ...)."""

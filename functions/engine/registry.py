@@ -1,0 +1,145 @@
+"""The resource registry: one declaration per FHIR resource type.
+
+A declaration says everything the engine needs to serve a type: its data class
+(which KMS encryption context and which rows of the authorization table apply),
+where it lives (its compartment: in a patient's chart, or on its own), its search
+parameters with their FHIR type and what indexes them, extra validation rules,
+write guards and the events it emits. The repository, the use cases, the routes
+and the CapabilityStatement are generic over declarations; adding a type is
+adding a declaration (functions/engine/types.py) - nothing is copied.
+
+FHIR model classes are named, not imported: validation loads a type's model
+the first time a body of that type is written, so cold start does not grow with
+the number of types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from functions.engine.values import Extract
+
+if TYPE_CHECKING:
+    from events.envelope import DomainEvent
+    from functions.common.errors import Issue
+    from models.resources import Stored
+
+
+class ParamType(StrEnum):
+    STRING = "string"
+    TOKEN = "token"  # noqa: S105  (a FHIR search parameter type)
+    DATE = "date"
+    REFERENCE = "reference"
+    QUANTITY = "quantity"
+
+
+SPEC = "http://hl7.org/fhir/SearchParameter/"
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: ParamType
+    extract: Extract
+    definition: str  # R4's canonical SearchParameter URL
+    documentation: str = ""
+    entry: bool = False  # indexed tenant-wide: gets a search entry (gsi1), so it can lead
+    targets: tuple[str, ...] = ()  # reference: the types it may point at
+    sortable: bool = False  # `_sort` may name it (date parameters)
+    # A string parameter whose values are among another (entry) parameter's, e.g.
+    # family within name: it leads with that parameter's token and filters on its own.
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class Compartment:
+    """The resource belongs to a patient's chart: `element` holds the reference to
+    the Patient (e.g. `subject`, `patient`), `params` are the search parameters
+    that name it (a search by one of them is a Query on the chart)."""
+
+    element: str
+    params: tuple[str, ...]
+
+
+class Change(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+Rules = Callable[[dict[str, Any]], list["Issue"]]
+# A write guard sees the stored version (None on create) and the new body (None on
+# delete) and raises an ApiError to refuse the change (e.g. "locked once signed").
+Guard = Callable[["Stored | None", "dict[str, Any] | None"], None]
+EventFactory = Callable[[Change, dict[str, Any]], "DomainEvent"]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    data_class: str
+    source: str  # event source: emr.<workflow>
+    compartment: Compartment | None  # None: the resource belongs to no patient
+    is_patient: bool = False  # the Patient type itself: its own chart
+    params: tuple[SearchParam, ...] = ()
+    rules: Rules | None = None
+    guards: tuple[Guard, ...] = ()
+    events: EventFactory | None = None
+    documentation: str = ""
+    profile: str = ""
+    max_entries: int = 90  # a write must fit one transaction (100 items)
+    interactions: tuple[str, ...] = (
+        "read",
+        "vread",
+        "update",
+        "delete",
+        "history-instance",
+        "create",
+        "search-type",
+    )
+    _by_name: dict[str, SearchParam] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({p.name: p for p in self.params})
+
+    def param(self, name: str) -> SearchParam | None:
+        return self._by_name.get(name)
+
+    @property
+    def in_chart(self) -> bool:
+        return self.is_patient or self.compartment is not None
+
+
+_REGISTRY: dict[str, ResourceType] = {}
+
+
+def register(declaration: ResourceType) -> ResourceType:
+    if declaration.name in _REGISTRY:
+        raise ValueError(f"{declaration.name} is declared twice")
+    _REGISTRY[declaration.name] = declaration
+    return declaration
+
+
+def _load() -> None:
+    if not _REGISTRY:
+        import functions.engine.types  # noqa: F401  (registers every declaration)
+
+
+def get(name: str) -> ResourceType | None:
+    _load()
+    return _REGISTRY.get(name)
+
+
+def require(name: str) -> ResourceType:
+    found = get(name)
+    if found is None:
+        raise KeyError(name)
+    return found
+
+
+def all_types() -> list[ResourceType]:
+    _load()
+    return list(_REGISTRY.values())

@@ -1,0 +1,314 @@
+"""The route factory: FHIR R4 REST routes for every registered type, on one
+Blueprint. Each view parses, authorizes (the role x type x class x operation
+table, before the call), calls a generic use case and shapes the response.
+
+Per type `T`:
+
+    POST   /fhir/R4/T                     create (conditional with If-None-Exist or ?criteria)
+    GET    /fhir/R4/T                     search
+    POST   /fhir/R4/T/_search             search, criteria in a form body
+    GET    /fhir/R4/T/{id}                read
+    PUT    /fhir/R4/T/{id}                update (If-Match optional)
+    DELETE /fhir/R4/T/{id}                delete
+    GET    /fhir/R4/T/{id}/_history       history
+    GET    /fhir/R4/T/{id}/_history/{v}   vread
+
+Other methods on these paths answer 405 with `Allow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from chalice import Blueprint
+from chalice.app import Request, Response
+
+from functions.common.authz import Op, Permission, allowed, check_loaded
+from functions.common.bundle import bundle, history_entry, link
+from functions.common.errors import (
+    Invalid,
+    Issue,
+    MethodNotAllowed,
+    NotAcceptable,
+    UnsupportedMediaType,
+    operation_outcome,
+)
+from functions.common.http import (
+    RequestContext,
+    fhir_response,
+    fhir_view,
+    http_date,
+    public_view,
+    read_json_body,
+)
+from functions.engine import registry, service
+from functions.engine.registry import ResourceType
+from functions.engine.search import DEFAULT_COUNT, XML_FORMATS
+from models import keys
+from models.resources import Stored
+
+bp = Blueprint(__name__)
+ANY = ["*/*"]  # content types are checked by read_json_body, to answer 415 as FHIR
+FORM = "application/x-www-form-urlencoded"
+JSON_ACCEPT = ("application/fhir+json", "application/json", "*/*", "application/*", "json")
+PREFER_RETURNS = ("minimal", "representation", "OperationOutcome")
+
+
+def _current() -> Any:
+    return bp.current_request
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    raw = request.query_params
+    return {k: list(raw.getlist(k)) for k in raw} if raw else {}
+
+
+def _check_accept(request: Request) -> None:
+    """JSON is the only format: an Accept or _format naming only XML (or anything
+    else) is answered 406."""
+    formats = request.query_params.get("_format") if request.query_params else None
+    if formats and formats.lower() in XML_FORMATS:
+        raise NotAcceptable(Issue("not-supported", "Only JSON is served.", ["_format"]))
+    accept = (request.headers.get("accept") or "").lower()
+    if accept and not any(t in accept for t in JSON_ACCEPT):
+        raise NotAcceptable(
+            Issue("not-supported", "Only application/fhir+json is served.", ["Accept"])
+        )
+
+
+def _prefer(request: Request) -> str:
+    for part in (request.headers.get("prefer") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"') in PREFER_RETURNS:
+            return value.strip().strip('"')
+    return "representation"
+
+
+def _headers(ctx: RequestContext, stored: Stored, location: bool = False) -> dict[str, str]:
+    a = stored.address
+    headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": http_date(stored.last_updated)}
+    if location:
+        headers["Location"] = f"{ctx.base_url}/{a.reference}/_history/{stored.version}"
+    return headers
+
+
+def _written(ctx: RequestContext, stored: Stored, status: int, location: bool) -> Response:
+    headers = _headers(ctx, stored, location)
+    prefer = _prefer(ctx.request)
+    if prefer == "minimal":
+        return fhir_response(None, status, headers)
+    if prefer == "OperationOutcome":
+        done = Issue("informational", f"{stored.address.reference} stored as version "
+                     f"{stored.version}.", severity="information")  # fmt: skip
+        return fhir_response(operation_outcome([done]), status, headers)
+    return fhir_response(stored.resource, status, headers)
+
+
+def _loaded(ctx: RequestContext, decl: ResourceType, stored: Stored) -> Stored:
+    if stored.resource is not None:
+        check_loaded(ctx.principal, decl.name, decl.data_class, stored.resource)
+    return stored
+
+
+def _concerns(decl: ResourceType) -> Callable[[dict[str, str]], tuple[str, str, str | None]]:
+    def concerns(params: dict[str, str]) -> tuple[str, str, str | None]:
+        rid = params["resource_id"]
+        patient = rid if decl.is_patient else keys.patient_of(rid) if decl.compartment else None
+        return decl.name, rid, patient
+
+    return concerns
+
+
+def _criteria(text: str, where: str) -> dict[str, list[str]]:
+    try:
+        return parse_qs(text, keep_blank_values=True, strict_parsing=True, max_num_fields=50)
+    except ValueError:
+        raise Invalid(Issue("invalid", "Criteria must be a query string.", [where])) from None
+
+
+def _search_bundle(
+    ctx: RequestContext, decl: ResourceType, params: dict[str, list[str]], result: Any
+) -> dict[str, Any]:
+    entries = [
+        {
+            "fullUrl": f"{ctx.base_url}/{s.address.reference}",
+            "resource": s.resource,
+            "search": {"mode": "match"},
+        }
+        for s in result.found
+    ]
+    paging = ("_cursor", "_offset")
+    kept = [(k, v) for k, vs in sorted(params.items()) if k not in paging for v in vs]
+    current = [(k, params[k][0]) for k in paging if k in params]
+    links = {"self": link(ctx.base_url, decl.name, [*kept, *current])}
+    if result.next_cursor:
+        links["next"] = link(ctx.base_url, decl.name, [*kept, ("_cursor", result.next_cursor)])
+    elif result.next_offset is not None:
+        links["next"] = link(ctx.base_url, decl.name, [*kept, ("_offset", str(result.next_offset))])
+    out = bundle("searchset", entries, links)
+    if result.total is not None:
+        out = {**out, "total": result.total}
+    return out
+
+
+def _form_params(request: Request, decl: ResourceType) -> dict[str, list[str]]:
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    raw = request.raw_body or b""
+    if raw and media != FORM:
+        raise UnsupportedMediaType(
+            Issue("not-supported", f"Send the criteria as {FORM}.", ["Content-Type"])
+        )
+    text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+    body = _criteria(text, f"{decl.name}.search") if text else {}
+    merged = _params(request)
+    for name, values in body.items():
+        merged.setdefault(name, []).extend(values)
+    return merged
+
+
+def _not_allowed(method: str, allow: str) -> MethodNotAllowed:
+    return MethodNotAllowed(
+        Issue("not-supported", f"{method} is not supported here; allowed: {allow}."),
+        headers={"Allow": allow},
+    )
+
+
+def _named(fn: Callable[..., Response], name: str) -> Callable[..., Response]:
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per interaction)
+    t, dc, lower = decl.name, decl.data_class, decl.name.lower()
+    base = f"/fhir/R4/{t}"
+    concerns = _concerns(decl)
+
+    def perm(op: Op) -> Permission:
+        return Permission(t, dc, op)
+
+    def create(ctx: RequestContext) -> Response:
+        _check_accept(ctx.request)
+        body = read_json_body(ctx.request)
+        header = ctx.request.headers.get("if-none-exist")
+        criteria = _criteria(header, "If-None-Exist") if header else _params(ctx.request)
+        may_label = allowed(ctx.principal, perm(Op.LABEL))
+        done = service.create(ctx.caller, decl, body, may_label, criteria or None)
+        if not done.created:
+            _loaded(ctx, decl, done.stored)
+            return _written(ctx, done.stored, 200, location=False)
+        return _written(ctx, done.stored, 201, location=True)
+
+    def search(ctx: RequestContext) -> Response:
+        _check_accept(ctx.request)
+        params = _params(ctx.request)
+        result = service.search_resources(ctx.caller, decl, params)
+        for s in result.found:
+            _loaded(ctx, decl, s)
+        return fhir_response(_search_bundle(ctx, decl, params, result))
+
+    def search_post(ctx: RequestContext) -> Response:
+        _check_accept(ctx.request)
+        params = _form_params(ctx.request, decl)
+        result = service.search_resources(ctx.caller, decl, params)
+        for s in result.found:
+            _loaded(ctx, decl, s)
+        return fhir_response(_search_bundle(ctx, decl, params, result))
+
+    def read(ctx: RequestContext, resource_id: str) -> Response:
+        _check_accept(ctx.request)
+        stored = _loaded(ctx, decl, service.read(ctx.caller, decl, resource_id))
+        return fhir_response(stored.resource, 200, _headers(ctx, stored))
+
+    def update(ctx: RequestContext, resource_id: str) -> Response:
+        _check_accept(ctx.request)
+        body = read_json_body(ctx.request)
+        may_label = allowed(ctx.principal, perm(Op.LABEL))
+        if_match = ctx.request.headers.get("if-match")
+        stored = service.update(ctx.caller, decl, resource_id, body, if_match, may_label)
+        return _written(ctx, stored, 200, location=False)
+
+    def delete(ctx: RequestContext, resource_id: str) -> Response:
+        service.delete(ctx.caller, decl, resource_id)
+        return fhir_response(None, 204)
+
+    def history(ctx: RequestContext, resource_id: str) -> Response:
+        _check_accept(ctx.request)
+        params = _params(ctx.request)
+        count = service.search.parse_count(
+            params.get("_count", [str(DEFAULT_COUNT)])[0], f"{t}.history"
+        )
+        if count == 0:
+            raise Invalid(Issue("invalid", "_count must be 1 or more.", [f"{t}.history._count"]))
+        before = service.parse_before_version(decl, params.get("_before_version", [None])[0])
+        since = service.parse_since(decl, params.get("_since", [None])[0])
+        kept = [("_count", str(count))] + ([("_since", since)] if since else [])
+        found, next_before = service.history(ctx.caller, decl, resource_id, count, before, since)
+        reference = f"{t}/{resource_id}"
+        items = [
+            history_entry(ctx.base_url, reference, s.version, s.last_updated, s.resource)
+            for s in found
+        ]
+        for s in found:
+            _loaded(ctx, decl, s)
+        links = {"self": link(ctx.base_url, f"{reference}/_history", kept)}
+        if next_before:
+            links["next"] = link(
+                ctx.base_url,
+                f"{reference}/_history",
+                [*kept, ("_before_version", str(next_before))],
+            )
+        out = bundle("history", items, links)
+        return fhir_response({**out, "total": len(items)} if not next_before and before is None
+                             else out)  # fmt: skip
+
+    def vread(ctx: RequestContext, resource_id: str, version_id: str) -> Response:
+        _check_accept(ctx.request)
+        stored = service.read_version(ctx.caller, decl, resource_id, version_id)
+        return fhir_response(_loaded(ctx, decl, stored).resource, 200, _headers(ctx, stored))
+
+    def add(path: str, methods: list[str], view: Callable[..., Response], op: Op,
+            with_id: bool = True) -> None:  # fmt: skip
+        name = f"{lower}_{view.__name__}"
+        wrapped = fhir_view(_current, perm(op), concerns if with_id else None)(_named(view, name))
+        bp.route(path, methods=methods, content_types=ANY, name=name)(wrapped)
+
+    add(base, ["POST"], create, Op.CREATE, with_id=False)
+    add(base, ["GET"], search, Op.SEARCH, with_id=False)
+    bp.route(f"{base}/_search", methods=["POST"], content_types=[FORM, *ANY],
+             name=f"{lower}_search_post")(
+        fhir_view(_current, perm(Op.SEARCH), None)(_named(search_post, f"{lower}_search_post"))
+    )  # fmt: skip
+    add(f"{base}/{{resource_id}}", ["GET"], read, Op.READ)
+    add(f"{base}/{{resource_id}}", ["PUT"], update, Op.UPDATE)
+    add(f"{base}/{{resource_id}}", ["DELETE"], delete, Op.DELETE)
+    add(f"{base}/{{resource_id}}/_history", ["GET"], history, Op.HISTORY)
+    # an old version is history, whatever its number
+    add(f"{base}/{{resource_id}}/_history/{{version_id}}", ["GET"], vread, Op.HISTORY)
+    _method_routes(decl, base)
+
+
+def _method_routes(decl: ResourceType, base: str) -> None:
+    lower = decl.name.lower()
+    other = ["POST", "PUT", "DELETE", "PATCH"]
+    table = [
+        (base, ["PUT", "DELETE", "PATCH"], "GET, POST"),
+        (f"{base}/_search", ["GET", "PUT", "DELETE", "PATCH"], "POST"),
+        (f"{base}/{{resource_id}}", ["POST", "PATCH"], "GET, PUT, DELETE"),
+        (f"{base}/{{resource_id}}/_history", other, "GET"),
+        (f"{base}/{{resource_id}}/_history/{{version_id}}", other, "GET"),
+    ]
+    for i, (path, methods, allow) in enumerate(table):
+
+        def refuse(request: Request, allow: str = allow, **_: str) -> Response:
+            raise _not_allowed(request.method, allow)
+
+        name = f"{lower}_not_allowed_{i}"
+        bp.route(path, methods=methods, content_types=ANY, name=name)(
+            public_view(_current)(_named(refuse, name))
+        )
+
+
+for _declaration in registry.all_types():
+    add_routes(_declaration)

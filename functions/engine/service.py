@@ -1,0 +1,599 @@
+"""Use cases of every registered resource type: create, read, vread, update,
+delete, history, search. Plain functions, no Chalice, no ciphertext, no items.
+
+Each write is one transaction: the current item, its history item, its search
+entries, its labels MAC, a check that the patient it belongs to is live, the
+audit record and the outbox event (models/README.md has the costs).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from events import outbox
+from functions.common.caller import Caller
+from functions.common.errors import (
+    Gone,
+    Invalid,
+    Issue,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from functions.common.settings import api_settings
+from functions.engine import labels, search
+from functions.engine import values as val
+from functions.engine.labels import LabelWrite
+from functions.engine.registry import Change, ResourceType
+from functions.engine.search import MAX_MATCH_SET, Query
+from functions.engine.validation import validate_resource
+from models import blind_index, keys, resources
+from models.clock import iso, new_id, now
+from models.resources import Address, NewVersion, Stored
+from models.uow import TransactionCancelled, UnitOfWork, WriteTooLarge
+
+MAX_ENTRY_DELETES_IN_TX = 90  # + tombstone, history, labels, audit, outbox <= DynamoDB's 100
+BLIND_UPDATE_ATTEMPTS = 3  # updates without If-Match: last writer wins, retried on a race
+READ_PAGE = 200  # items per Query page when a search reads its whole match set
+
+
+# ----------------------------------------------------------------- addressing
+
+
+def address_of(tenant: str, decl: ResourceType, resource_id: str) -> Address | None:
+    """Where a resource lives, from its id alone (None: no such id can exist)."""
+    if not keys.valid_id(resource_id):
+        return None
+    if decl.is_patient:
+        return Address(tenant, decl.name, resource_id, resource_id)
+    if decl.compartment is not None:
+        patient_id = keys.patient_of(resource_id)
+        if patient_id is None:
+            return None
+        return Address(tenant, decl.name, resource_id, patient_id)
+    return Address(tenant, decl.name, resource_id, None)
+
+
+def _not_found(decl: ResourceType, resource_id: str) -> NotFound:
+    return NotFound(
+        Issue("not-found", f"{decl.name}/{resource_id} is not known.", [f"{decl.name}.id"])
+    )
+
+
+def _gone(decl: ResourceType, resource_id: str) -> Gone:
+    return Gone(Issue("deleted", f"{decl.name}/{resource_id} was deleted.", [f"{decl.name}.id"]))
+
+
+def _located(caller: Caller, decl: ResourceType, resource_id: str) -> Address:
+    a = address_of(caller.tenant, decl, resource_id)
+    caller.touched(decl.name, resource_id, a.patient_id if a else None)
+    if a is None:
+        raise _not_found(decl, resource_id)
+    return a
+
+
+# ----------------------------------------------------------------- writes
+
+
+def _with_meta(
+    decl: ResourceType, body: dict[str, Any], rid: str, v: int, at: str
+) -> dict[str, Any]:
+    meta = {**(body.get("meta") or {}), "versionId": str(v), "lastUpdated": at}
+    return {
+        "resourceType": decl.name,
+        "id": rid,
+        "meta": meta,
+        **{k: x for k, x in body.items() if k not in ("resourceType", "id", "meta")},
+    }
+
+
+def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
+    """The patient a chart resource's body names (400 naming the element otherwise)."""
+    assert decl.compartment is not None
+    element = decl.compartment.element
+    where = f"{decl.name}.{element}"
+    ref = body.get(element)
+    text = ref.get("reference") if isinstance(ref, dict) else None
+    found = val.normalize_reference(text) if isinstance(text, str) else None
+    if found is None or not found.startswith("Patient/"):
+        raise Invalid(Issue("required", f"{element} must reference the Patient.", [where]))
+    patient_id = found.partition("/")[2]
+    if not keys.valid_id(patient_id) or len(patient_id) > keys.MAX_PATIENT_ID:
+        raise Invalid(Issue("value", f"{element} does not name a known Patient.", [where]))
+    return patient_id
+
+
+def _unknown_patient(decl: ResourceType) -> Invalid:
+    element = decl.compartment.element if decl.compartment else "subject"
+    return Invalid(
+        Issue(
+            "value",
+            f"{element} does not name a known Patient of this organisation "
+            "(unknown, deleted, or another organisation's).",
+            [f"{decl.name}.{element}"],
+        )
+    )
+
+
+def _commit(decl: ResourceType, uow: UnitOfWork, token: str | None) -> None:
+    """Commit, turning a write over DynamoDB's limits into a 413 naming the type."""
+    try:
+        uow.commit(token)
+    except WriteTooLarge as exc:
+        raise PayloadTooLarge(Issue("too-costly", exc.explain(decl.name), [decl.name])) from None
+
+
+def _event(caller: Caller, decl: ResourceType, change: Change, a: Address, version: int) -> Any:
+    assert decl.events is not None
+    return decl.events(
+        change,
+        {
+            "tenant": a.tenant,
+            "actor": caller.actor,
+            "request_id": caller.request_id,
+            "resource_type": a.resource_type,
+            "resource_id": a.resource_id,
+            "patient_id": a.patient_id,
+            "resource_version": version,
+        },
+    )
+
+
+def _write(
+    caller: Caller,
+    decl: ResourceType,
+    a: Address,
+    body: dict[str, Any],
+    version: int,
+    expected: int | None,
+    how: LabelWrite,
+) -> Stored:
+    at = iso(now())
+    resource = _with_meta(decl, body, a.resource_id, version, at)
+    toks = search.index(decl, blind_index.tenant_key(a.tenant), resource)
+    new = NewVersion(a, version, at, decl.data_class, resource, toks.entries, toks.all)
+    uow = UnitOfWork()
+    resources.stage_version(uow, new, expected)
+    if decl.compartment is not None and a.patient_id is not None:
+        patient = Address(a.tenant, "Patient", a.patient_id, a.patient_id)
+        resources.stage_live_check(uow, patient, "patient")
+    labels.stage(uow, a, resource, how)
+    caller.touched(decl.name, a.resource_id, a.patient_id, version)
+    caller.stage_audit(uow, 201 if expected is None else 200)
+    change = Change.CREATED if expected is None else Change.UPDATED
+    outbox.stage(uow, _event(caller, decl, change, a, version))
+    _commit(decl, uow, caller.token())
+    caller.committed()
+    return Stored(a, version, at, resource, toks.entries)
+
+
+def _validated(
+    decl: ResourceType, body: dict[str, Any], path_id: str | None, may_label: bool
+) -> dict[str, Any]:
+    clean = validate_resource(decl.name, body, path_id=path_id, rules=decl.rules)
+    return clean if may_label else labels.with_labels(clean, [])
+
+
+@dataclass(frozen=True)
+class Created:
+    stored: Stored
+    created: bool  # False: a conditional create found its match
+
+
+def create(
+    caller: Caller,
+    decl: ResourceType,
+    body: dict[str, Any],
+    may_label: bool = False,
+    if_none_exist: dict[str, list[str]] | None = None,
+) -> Created:
+    """`may_label`: the caller may set security labels; anyone else's are dropped.
+    `if_none_exist`: FHIR conditional create - the criteria are searched first
+    (one Query): one match is returned as it is, several are a 412."""
+    clean = _validated(decl, body, None, may_label)
+    if if_none_exist:
+        found = _conditional_matches(caller, decl, if_none_exist)
+        if len(found) > 1:
+            raise PreconditionFailed(
+                Issue("duplicate", "The If-None-Exist criteria match more than one resource.")
+            )
+        if found:
+            existing = found[0]
+            caller.touched(decl.name, existing.address.resource_id, existing.address.patient_id,
+                           existing.version)  # fmt: skip
+            return Created(existing, created=False)
+    for guard in decl.guards:
+        guard(None, clean)
+    if decl.is_patient:
+        rid = new_id()
+        a = Address(caller.tenant, decl.name, rid, rid)
+    elif decl.compartment is not None:
+        patient_id = _patient_named(decl, clean)
+        a = Address(caller.tenant, decl.name, keys.compound_id(patient_id, new_id()), patient_id)
+    else:
+        a = Address(caller.tenant, decl.name, new_id(), None)
+    try:
+        stored = _write(caller, decl, a, clean, 1, None, LabelWrite.SET)
+    except TransactionCancelled as exc:
+        if "patient" in exc.failed:
+            raise _unknown_patient(decl) from None
+        raise
+    return Created(stored, created=True)
+
+
+def _conditional_matches(
+    caller: Caller, decl: ResourceType, criteria: dict[str, list[str]]
+) -> list[Stored]:
+    if any(name.startswith("_") and name not in ("_id",) for name in criteria):
+        raise Invalid(
+            Issue("invalid", "If-None-Exist takes search criteria only.", ["If-None-Exist"])
+        )
+    query = search.parse(decl, criteria)
+    if not query.criteria:
+        raise Invalid(Issue("required", "If-None-Exist needs criteria.", ["If-None-Exist"]))
+    query.count = 2
+    found: list[Stored] = []
+    cursor: str | None = None
+    for _ in range(MAX_MATCH_SET // READ_PAGE):
+        page, cursor = _candidates(caller.tenant, query, cursor, READ_PAGE)
+        found.extend(s for s in page if s.resource and query.matches(s.resource))
+        if len(found) > 1 or cursor is None:
+            return found
+    raise _too_costly(decl)
+
+
+def parse_if_match(value: str) -> int:
+    version = search.whole_number(value.strip().removeprefix("W/").strip('"'))
+    if version is None:  # ASCII digits only: "²".isdigit() is True, int("²") fails
+        raise Invalid(Issue("invalid", 'If-Match must be W/"<versionId>".', ["If-Match"]))
+    return version
+
+
+def _failure_of(decl: ResourceType, current: Stored | None, rid: str, expected: int) -> Exception:
+    if current is None:
+        return _not_found(decl, rid)
+    if current.deleted:
+        return _gone(decl, rid)
+    return PreconditionFailed(
+        Issue(
+            "conflict",
+            f"Version {expected} is not current (current is {current.version}).",
+            ["If-Match"],
+        )
+    )
+
+
+class _LabelsDiffer(Exception):
+    """The submitted labels are not the stored ones (and the caller may not change them)."""
+
+
+def update(
+    caller: Caller,
+    decl: ResourceType,
+    resource_id: str,
+    body: dict[str, Any],
+    if_match: str | None,
+    may_label: bool = False,
+) -> Stored:
+    """With If-Match: one transaction, no read; the put is conditional on that
+    version (412 when stale). Without: the current version is read (one GetItem)
+    and the write is conditional on it; a concurrent write in between makes it
+    read and try again, so the last writer wins, as the client asked. Tenants in
+    EMR_IF_MATCH_REQUIRED_TENANTS get 428 without If-Match.
+
+    Entries of tokens this version dropped are removed from the table stream
+    (events/stream.py), conditionally, so a later version is never harmed.
+    Without `may_label`, the write is also conditional on the submitted labels
+    being the stored ones; when they are not, the stored ones are read (one
+    GetItem) and the write is sent again with them (functions/engine/labels.py)."""
+    a = _located(caller, decl, resource_id)
+    if if_match is None and caller.tenant in api_settings().if_match_required:
+        raise PreconditionRequired(
+            Issue("required", 'Updates need If-Match: W/"<versionId>".', ["If-Match"])
+        )
+    expected = parse_if_match(if_match) if if_match is not None else None
+    clean = validate_resource(decl.name, body, path_id=resource_id, rules=decl.rules)
+    if decl.compartment is not None and _patient_named(decl, clean) != a.patient_id:
+        raise Invalid(
+            Issue(
+                "invariant",
+                f"{decl.compartment.element} cannot move to another patient: create a new "
+                f"{decl.name} in that patient's chart.",
+                [f"{decl.name}.{decl.compartment.element}"],
+            )
+        )
+    attempts = 1 if expected is not None else BLIND_UPDATE_ATTEMPTS
+    for attempt in range(attempts):
+        stored_now: Stored | None = None
+        version = expected
+        if version is None or decl.guards:
+            stored_now = resources.read_current(a)
+            if stored_now is None or stored_now.deleted:
+                raise _failure_of(decl, stored_now, resource_id, expected or 0)
+            version = stored_now.version if version is None else version
+        for guard in decl.guards:
+            guard(stored_now, clean)
+        try:
+            return _update_at(caller, decl, a, clean, version, may_label)
+        except PreconditionFailed:
+            if expected is not None or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _update_at(
+    caller: Caller,
+    decl: ResourceType,
+    a: Address,
+    clean: dict[str, Any],
+    expected: int,
+    may_label: bool,
+) -> Stored:
+    body = clean
+    how = LabelWrite.SET if may_label else LabelWrite.UNCHANGED
+    for _ in range(2):
+        try:
+            return _write(caller, decl, a, body, expected + 1, expected, how)
+        except TransactionCancelled as exc:
+            if "resource" in exc.failed or "history" in exc.failed:
+                raise _failure_of(
+                    decl, resources.read_current(a), a.resource_id, expected
+                ) from None
+            if "patient" in exc.failed:
+                raise _unknown_patient(decl) from None
+            if "labels" in exc.failed and how is LabelWrite.UNCHANGED:
+                body = labels.with_labels(clean, _stored_labels(decl, a, expected))
+                how = LabelWrite.KEPT
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+def _stored_labels(decl: ResourceType, a: Address, expected: int) -> list[dict[str, Any]]:
+    """The labels of the current version, which must be `expected` (else 404/410/412)."""
+    current = resources.read_current(a)
+    if current is None or current.resource is None or current.version != expected:
+        raise _failure_of(decl, current, a.resource_id, expected)
+    return labels.of(current.resource)
+
+
+def delete(caller: Caller, decl: ResourceType, resource_id: str) -> None:
+    """Tombstone + history + removal of every search entry, in one transaction.
+
+    The current item and the resource's entries are read first, entries an earlier
+    update dropped and the stream has not yet tidied included: a deleted resource
+    is never found by search."""
+    a = _located(caller, decl, resource_id)
+    current = resources.read_current(a)
+    if current is None:
+        raise _not_found(decl, resource_id)
+    if current.deleted:
+        caller.touched(decl.name, resource_id, a.patient_id, current.version)
+        return  # FHIR: deleting a deleted resource succeeds
+    for guard in decl.guards:
+        guard(current, None)
+    entries = sorted(resources.entry_tokens(a))
+    version = current.version + 1
+    uow = UnitOfWork()
+    resources.stage_version(
+        uow, NewVersion(a, version, iso(now()), decl.data_class, None), current.version
+    )
+    in_tx = set(entries[:MAX_ENTRY_DELETES_IN_TX])
+    resources.stage_entry_removal(uow, a, in_tx)
+    caller.touched(decl.name, resource_id, a.patient_id, version)
+    caller.stage_audit(uow, 204)
+    outbox.stage(uow, _event(caller, decl, Change.DELETED, a, version))
+    try:
+        _commit(decl, uow, caller.token())
+    except TransactionCancelled:
+        raise _failure_of(decl, resources.read_current(a), resource_id, current.version) from None
+    caller.committed()
+    rest = set(entries) - in_tx
+    if rest:  # more stale entries than one transaction holds: same conditional tidy
+        resources.remove_stale_entries(a, rest, below_version=version)
+
+
+# ----------------------------------------------------------------- reads
+
+
+def read(caller: Caller, decl: ResourceType, resource_id: str) -> Stored:
+    a = _located(caller, decl, resource_id)
+    stored = resources.read_current(a)
+    if stored is None:
+        raise _not_found(decl, resource_id)
+    caller.touched(decl.name, resource_id, a.patient_id, stored.version)
+    if stored.deleted:
+        raise _gone(decl, resource_id)
+    return stored
+
+
+def read_version(caller: Caller, decl: ResourceType, resource_id: str, version_id: str) -> Stored:
+    a = _located(caller, decl, resource_id)
+    version = search.whole_number(version_id)
+    if version is None:
+        raise _not_found(decl, resource_id)
+    stored = resources.read_version(a, version)
+    where = [f"{decl.name}.meta.versionId"]
+    if stored is None:
+        raise NotFound(
+            Issue("not-found", f"{decl.name}/{resource_id} has no version {version_id}.", where)
+        )
+    caller.touched(decl.name, resource_id, a.patient_id, stored.version)
+    if stored.deleted:
+        raise Gone(Issue("deleted", f"Version {version_id} records the deletion.", where))
+    return stored
+
+
+INSTANT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_since(decl: ResourceType, value: str | None) -> str | None:
+    """History's `_since`: a FHIR instant (date, time to the second, time zone),
+    returned in the stored form of `lastUpdated` (UTC, milliseconds) so the two
+    compare as strings."""
+    if value is None:
+        return None
+    moment = None
+    if INSTANT_RE.match(value):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:  # e.g. month 13
+            moment = None
+    if moment is None:
+        raise Invalid(
+            Issue(
+                "invalid",
+                "_since must be a FHIR instant, e.g. 2026-11-26T10:24:44Z.",
+                [f"{decl.name}.history._since"],
+            )
+        )
+    return iso(moment)
+
+
+def parse_before_version(decl: ResourceType, value: str | None) -> int | None:
+    """History's `_before_version` (from the server's own next links): a version number."""
+    if value is None:
+        return None
+    version = search.whole_number(value)
+    if version is None or version < 1:
+        raise Invalid(
+            Issue(
+                "invalid",
+                "_before_version must be a version number (1 to 9 digits).",
+                [f"{decl.name}.history._before_version"],
+            )
+        )
+    return version
+
+
+def history(
+    caller: Caller,
+    decl: ResourceType,
+    resource_id: str,
+    count: int,
+    before: int | None,
+    since: str | None = None,
+) -> tuple[list[Stored], int | None]:
+    """A page of versions, newest first; with `since`, only versions updated at or
+    after it (the page ends, with no next link, at the first older one)."""
+    a = _located(caller, decl, resource_id)
+    items, more = resources.history_page(a, max(count, 1), before)
+    if not items and before is None:
+        raise _not_found(decl, resource_id)
+    if since is not None:
+        recent = [i for i in items if i.last_updated >= since]
+        more = more and len(recent) == len(items)
+        items = recent
+    caller.audit.result_count = len(items)
+    next_before = items[-1].version if more and items else None
+    return items, next_before
+
+
+# ----------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    found: list[Stored]
+    next_cursor: str | None = None
+    next_offset: int | None = None
+    total: int | None = None
+
+
+def _too_costly(decl: ResourceType) -> Invalid:
+    return Invalid(
+        Issue(
+            "too-costly",
+            f"More than {MAX_MATCH_SET} candidates to sort or count: narrow the search "
+            "(e.g. by patient), or page without _sort/_total.",
+            [f"{decl.name}.search"],
+        )
+    )
+
+
+def _cursor_address(tenant: str, decl: ResourceType, cursor: str) -> Address:
+    a = address_of(tenant, decl, cursor)
+    if a is None:
+        raise Invalid(Issue("invalid", "_cursor is not valid.", [f"{decl.name}.search._cursor"]))
+    return a
+
+
+def _candidates(
+    tenant: str, query: Query, cursor: str | None, count: int
+) -> tuple[list[Stored], str | None]:
+    """One page of candidates from the one Query the search leads with, with
+    token filters applied by DynamoDB; every criterion is then checked in memory."""
+    decl = query.decl
+    if query.ids is not None:
+        wanted = [a for i in query.ids if (a := address_of(tenant, decl, i)) is not None]
+        found = resources.read_many(wanted[:MAX_MATCH_SET]) if wanted else {}
+        return [s for s in found.values() if not s.deleted], None
+    has_terms = any(a.terms for c in query.criteria for a in c.alternatives)
+    key = blind_index.tenant_key(tenant) if has_terms else b""
+    if cursor is not None:
+        _cursor_address(tenant, decl, cursor)
+    if query.chart is not None:
+        if not keys.valid_id(query.chart):
+            return [], None
+        groups = query.filter_groups(key, None)
+        page = resources.query_chart(tenant, query.chart, decl.name, count, cursor, groups)
+        return page.found, page.last_id
+    leading = query.leading_term()
+    groups = query.filter_groups(key, leading)
+    lead_token = blind_index.token(key, *leading) if leading else None
+    page = resources.query_index(
+        tenant,
+        lambda rid: _cursor_address(tenant, decl, rid),
+        decl.name,
+        lead_token,
+        count,
+        cursor,
+        groups,
+    )
+    return page.found, page.last_id
+
+
+def search_resources(
+    caller: Caller, decl: ResourceType, params: dict[str, list[str]]
+) -> SearchResult:
+    """One Query per page: the chart (`?patient=`), a blind-index partition, or the
+    tenant's list of the type. Sorting and totals read the whole match set (at most
+    MAX_MATCH_SET candidates) and page through it by offset."""
+    query = search.parse(decl, params)
+    caller.audit.resource_type, caller.audit.query_params = decl.name, query.names
+    if query.needs_match_set:
+        result = _whole_match_set(caller.tenant, query)
+    else:
+        found, cursor = _candidates(caller.tenant, query, query.cursor, query.count)
+        matched = [s for s in found if s.resource is not None and query.matches(s.resource)]
+        total = len(matched) if cursor is None and query.cursor is None else None
+        result = SearchResult(matched, next_cursor=cursor, total=total)
+    patients = [s.address.patient_id for s in result.found if s.address.patient_id]
+    caller.returned(decl.name, len(result.found), patients)
+    return result
+
+
+def _whole_match_set(tenant: str, query: Query) -> SearchResult:
+    matched: list[Stored] = []
+    cursor: str | None = None
+    read = 0
+    while True:
+        page, cursor = _candidates(tenant, query, cursor, READ_PAGE)
+        read += len(page)
+        matched.extend(s for s in page if s.resource is not None and query.matches(s.resource))
+        if cursor is None:
+            break
+        if read >= MAX_MATCH_SET:
+            raise _too_costly(query.decl)
+    if query.sort:
+        matched.sort(key=lambda s: search.sort_key(query, s.resource or {}))
+    total = len(matched)
+    if query.summary_count or query.count == 0:
+        return SearchResult([], total=total)
+    window = matched[query.offset : query.offset + query.count]
+    after = query.offset + query.count
+    return SearchResult(window, next_offset=after if after < total else None, total=total)
