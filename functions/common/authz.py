@@ -179,23 +179,17 @@ POLICY: dict[tuple[str, str], dict[Op, frozenset[Role]]] = {
 AUDIT_READ = Permission("AuditEvent", "audit", Op.SEARCH)
 
 
-def _as_permission(permission: Permission | Action) -> Permission:
-    return POLICY_BY_ACTION[permission] if isinstance(permission, Action) else permission
-
-
-def allowed(principal: Principal, permission: Permission | Action) -> bool:
+def allowed(principal: Principal, permission: Permission) -> bool:
     """True when one of the principal's roles holds the permission; anything the table
     does not name (type, data class, operation) is denied."""
-    perm = _as_permission(permission)
-    row = POLICY.get((perm.resource_type, perm.data_class), {})
-    roles = row.get(perm.op, _NOBODY)
+    row = POLICY.get((permission.resource_type, permission.data_class), {})
+    roles = row.get(permission.op, _NOBODY)
     return any(role in roles for role in principal.roles)
 
 
-def authorize(principal: Principal, permission: Permission | Action) -> None:
+def authorize(principal: Principal, permission: Permission) -> None:
     if not allowed(principal, permission):
-        name = permission.value if isinstance(permission, Action) else permission.name
-        raise Forbidden(Issue("forbidden", f"Your roles do not allow {name}."))
+        raise Forbidden(Issue("forbidden", f"Your roles do not allow {permission.name}."))
 
 
 # After-load checks: rules that need the loaded resource (care team, consent, ...).
@@ -229,28 +223,3 @@ def isolated_loaded_checks() -> Iterator[None]:
         yield
     finally:
         _loaded_checks[:] = saved
-
-
-# transitional: removed when routes use Permission
-class Action(StrEnum):
-    PATIENT_READ = "patient.read"
-    PATIENT_SEARCH = "patient.search"
-    PATIENT_CREATE = "patient.create"
-    PATIENT_UPDATE = "patient.update"
-    PATIENT_DELETE = "patient.delete"
-    PATIENT_HISTORY = "patient.history"  # also every version read (vread)
-    PATIENT_LABEL = "patient.label"  # set or change security labels (meta.security)
-    AUDIT_READ = "audit.read"
-
-
-# transitional: removed when routes use Permission
-POLICY_BY_ACTION: dict[Action, Permission] = {
-    Action.PATIENT_READ: Permission("Patient", "phi", Op.READ),
-    Action.PATIENT_SEARCH: Permission("Patient", "phi", Op.SEARCH),
-    Action.PATIENT_CREATE: Permission("Patient", "phi", Op.CREATE),
-    Action.PATIENT_UPDATE: Permission("Patient", "phi", Op.UPDATE),
-    Action.PATIENT_DELETE: Permission("Patient", "phi", Op.DELETE),
-    Action.PATIENT_HISTORY: Permission("Patient", "phi", Op.HISTORY),
-    Action.PATIENT_LABEL: Permission("Patient", "phi", Op.LABEL),
-    Action.AUDIT_READ: AUDIT_READ,
-}

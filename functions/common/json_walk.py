@@ -1,6 +1,6 @@
 """One bounded, iterative walk over a JSON body, shared by the body reader
 (functions/common/http.py: duplicate keys, refused numbers, unpaired surrogates)
-and resource validation (functions/patients/validation.py: forbidden characters).
+and resource validation (functions/engine/validation.py: forbidden characters).
 
 Both need the same things: a nesting bound checked without recursion (so no depth
 can overflow the stack), a fast pass that only says "clean" or not, and, for a

@@ -12,8 +12,6 @@ import pytest
 from functions.common.authz import (
     AUDIT_READ,
     POLICY,
-    POLICY_BY_ACTION,
-    Action,
     Op,
     Permission,
     Role,
@@ -156,17 +154,6 @@ def test_authorize_refuses_with_the_permission_name():
             "diagnostics": "Your roles do not allow observation.read.",
         }
     ]
-
-
-# transitional: removed with the Action shim in functions/common/authz.py
-@pytest.mark.parametrize("action", list(Action))
-def test_the_action_shim_decides_as_its_permission(action):
-    permission = POLICY_BY_ACTION[action]
-    for role in Role:
-        assert allowed(_who(role), action) == allowed(_who(role), permission), (action, role)
-    assert set(POLICY_BY_ACTION) == set(Action)
-    with pytest.raises(Forbidden, match=f"do not allow {action.value}"):
-        authorize(_who(), action)
 
 
 def _labels(api, tenant, pid):  # type: ignore[no-untyped-def]
