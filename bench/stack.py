@@ -41,6 +41,19 @@ class BenchStack:
         """Every AWS operation the moto server has seen so far, by name."""
         return self.moto.counter.snapshot()
 
+    def token_for(self, role: str) -> str:
+        """An ID token of the demo user of `role` in the bench's tenant (e.g. a
+        prescriber for MedicationRequest writes, an admin for Practitioner writes)."""
+        if role == ROLE:
+            return self.token
+        import boto3
+
+        from devstack import seed
+
+        cognito = boto3.client("cognito-idp")
+        pool, client = self.local.user_pool_id, self.local.app_client_id
+        return seed.id_token(cognito, pool, client, role, TENANT)
+
     def stop(self) -> None:
         self.api.shutdown()
         self.api.server.server_close()

@@ -118,6 +118,18 @@ class OutboxItem(TableItem, discriminator="outbox"):
     expires_at = NumberAttribute()
 
 
+class ConditionalCreateItem(TableItem, discriminator="conditional-create"):
+    """The resource a conditional create made, claimed under the keyed MAC of its
+    criteria for a short while: a second create with the same criteria in that
+    window finds it here (consistently) instead of in a search index that may lag."""
+
+    tenant = UnicodeAttribute()
+    resource_type = UnicodeAttribute()
+    resource_id = UnicodeAttribute()
+    claimed_until = NumberAttribute()  # epoch seconds; the claim is void after it
+    expires_at = NumberAttribute()  # TTL: DynamoDB removes the item some time later
+
+
 class TenantKeyItem(TableItem, discriminator="tenant-key"):
     """A per-tenant secret (the blind-index HMAC key), stored KMS-encrypted."""
 

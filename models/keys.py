@@ -157,6 +157,16 @@ def audit_day_gsi(tenant: str, day: str) -> str:
     return f"TENANT#{_tenant(tenant)}#AUDITDAY#{day}"
 
 
+def conditional_create_pk(tenant: str, resource_type: str, token: str) -> str:
+    """A short-lived claim on one set of conditional-create criteria (keyed MAC)."""
+    if not TOKEN_RE.match(token):
+        raise KeyError_("token")
+    return f"TENANT#{_tenant(tenant)}#CC#{_type(resource_type)}#{token}"
+
+
+CONDITIONAL_CREATE_SK = "CLAIM"
+
+
 def outbox_pk(tenant: str, event_id: str) -> str:
     return f"TENANT#{_tenant(tenant)}#OUTBOX#{_id(event_id)}"
 

@@ -31,7 +31,13 @@ from pynamodb.expressions.condition import Condition
 
 from models import keys
 from models.crypto import envelope
-from models.items import HistoryItem, ResourceItem, SearchEntryItem, TableItem
+from models.items import (
+    ConditionalCreateItem,
+    HistoryItem,
+    ResourceItem,
+    SearchEntryItem,
+    TableItem,
+)
 from models.uow import UnitOfWork
 
 # Largest sealed body copied into search entries: 90 entries of this size plus a
@@ -203,6 +209,41 @@ def stage_live_check(uow: UnitOfWork, address: Address, label: str) -> None:
     tenant's key space, and is not deleted: no write can point at nothing."""
     condition = ResourceItem.pk.exists() & (ResourceItem.deleted == False)  # noqa: E712
     uow.check(label, ResourceItem, address.pk, address.sk, condition)
+
+
+def stage_claim(uow: UnitOfWork, address: Address, token: str, until: int) -> None:
+    """Claim the conditional-create criteria of `token` for the new resource until
+    `until` (epoch seconds); the transaction fails (as `claim`) while another
+    resource holds an unexpired claim on the same criteria."""
+    item = ConditionalCreateItem(
+        keys.conditional_create_pk(address.tenant, address.resource_type, token),
+        keys.CONDITIONAL_CREATE_SK,
+        tenant=address.tenant,
+        resource_type=address.resource_type,
+        resource_id=address.resource_id,
+        claimed_until=until,
+        expires_at=until + 3600,
+    )
+    free = ConditionalCreateItem.pk.does_not_exist() | (
+        ConditionalCreateItem.claimed_until < int(until - CLAIM_SECONDS)
+    )
+    uow.put("claim", item, free)
+
+
+CLAIM_SECONDS = 60  # longer than search entries take to appear (well under a second)
+
+
+def claimed(tenant: str, resource_type: str, token: str) -> str | None:
+    """The id of the resource holding the claim on these criteria (consistent read)."""
+    try:
+        item = ConditionalCreateItem.get(
+            keys.conditional_create_pk(tenant, resource_type, token),
+            keys.CONDITIONAL_CREATE_SK,
+            consistent_read=True,
+        )
+    except ConditionalCreateItem.DoesNotExist:
+        return None
+    return str(item.resource_id)
 
 
 def remove_stale_entries(address: Address, tokens: set[str], below_version: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from events import outbox
 from functions.common.caller import Caller
 from functions.common.errors import (
+    Conflict,
     Gone,
     Invalid,
     Issue,
@@ -151,7 +152,10 @@ def _write(
     version: int,
     expected: int | None,
     how: LabelWrite,
+    claim: str | None = None,
 ) -> Stored:
+    """`claim`: the keyed MAC of a conditional create's criteria, claimed in the
+    same transaction (models/resources.py, `stage_claim`)."""
     at = iso(now())
     resource = _with_meta(decl, body, a.resource_id, version, at)
     toks = search.index(decl, blind_index.tenant_key(a.tenant), resource)
@@ -162,6 +166,8 @@ def _write(
         patient = Address(a.tenant, "Patient", a.patient_id, a.patient_id)
         resources.stage_live_check(uow, patient, "patient")
     labels.stage(uow, a, resource, how)
+    if claim is not None:
+        resources.stage_claim(uow, a, claim, int(now().timestamp()) + resources.CLAIM_SECONDS)
     caller.touched(decl.name, a.resource_id, a.patient_id, version)
     caller.stage_audit(uow, 201 if expected is None else 200)
     change = Change.CREATED if expected is None else Change.UPDATED
@@ -193,9 +199,15 @@ def create(
 ) -> Created:
     """`may_label`: the caller may set security labels; anyone else's are dropped.
     `if_none_exist`: FHIR conditional create - the criteria are searched first
-    (one Query): one match is returned as it is, several are a 412."""
+    (one Query): one match is returned as it is, several are a 412. The create
+    also claims the criteria for a minute, in its own transaction, so that two
+    identical conditional creates racing each other (before the search index
+    shows the first) make one resource: the second finds the claim and answers
+    with the first one's resource."""
     clean = _validated(decl, body, None, may_label)
+    claim: str | None = None
     if if_none_exist:
+        claim = _criteria_token(caller.tenant, decl, if_none_exist)
         found = _conditional_matches(caller, decl, if_none_exist)
         if len(found) > 1:
             raise PreconditionFailed(
@@ -217,12 +229,35 @@ def create(
     else:
         a = Address(caller.tenant, decl.name, new_id(), None)
     try:
-        stored = _write(caller, decl, a, clean, 1, None, LabelWrite.SET)
+        stored = _write(caller, decl, a, clean, 1, None, LabelWrite.SET, claim)
     except TransactionCancelled as exc:
         if "patient" in exc.failed:
             raise _unknown_patient(decl) from None
+        if "claim" in exc.failed and claim is not None:
+            return Created(_claim_holder(caller, decl, claim), created=False)
         raise
     return Created(stored, created=True)
+
+
+def _criteria_token(tenant: str, decl: ResourceType, criteria: dict[str, list[str]]) -> str:
+    canonical = "&".join(f"{k}={v}" for k in sorted(criteria) for v in sorted(criteria[k]))
+    return blind_index.token(
+        blind_index.tenant_key(tenant), f"{decl.name}.if-none-exist", canonical
+    )
+
+
+def _claim_holder(caller: Caller, decl: ResourceType, claim: str) -> Stored:
+    """The resource a concurrent conditional create with the same criteria made."""
+    holder = resources.claimed(caller.tenant, decl.name, claim)
+    a = address_of(caller.tenant, decl, holder) if holder else None
+    stored = resources.read_current(a) if a else None
+    if stored is None or stored.deleted:
+        raise Conflict(
+            Issue("conflict", "A concurrent create with the same criteria did not complete; "
+                  "retry.", ["If-None-Exist"])
+        )  # fmt: skip
+    caller.touched(decl.name, a.resource_id, a.patient_id, stored.version)  # type: ignore[union-attr]
+    return stored
 
 
 def _conditional_matches(
@@ -320,8 +355,13 @@ def update(
         try:
             return _update_at(caller, decl, a, clean, version, may_label)
         except PreconditionFailed:
-            if expected is not None or attempt == attempts - 1:
+            if expected is not None:
                 raise
+            if attempt == attempts - 1:
+                raise Conflict(
+                    Issue("conflict", f"{decl.name}/{resource_id} kept changing while it was "
+                          "saved; read it again and retry.", [f"{decl.name}.meta.versionId"])
+                ) from None  # fmt: skip
     raise AssertionError("unreachable")
 
 
