@@ -151,6 +151,7 @@ def test_api_role_table_and_data_key_grants(template: dict[str, Any]) -> None:
     table = statements["TableItemsAndIndexes"]
     assert set(table["Action"]) == {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:ConditionCheckItem",
