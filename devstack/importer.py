@@ -33,7 +33,6 @@ LOADED = (
     "Observation",
     "MedicationRequest",
 )
-USER_SYSTEM = "https://emr.example/fhir/sid/user"
 
 
 @dataclass

@@ -605,16 +605,26 @@ def search_resources(
     MAX_MATCH_SET candidates) and page through it by offset."""
     query = search.parse(decl, params)
     caller.audit.resource_type, caller.audit.query_params = decl.name, query.names
-    if query.needs_match_set:
-        result = _whole_match_set(caller.tenant, query)
-    else:
-        found, cursor = _candidates(caller.tenant, query, query.cursor, query.count)
-        matched = [s for s in found if s.resource is not None and query.matches(s.resource)]
-        total = len(matched) if cursor is None and query.cursor is None else None
-        result = SearchResult(matched, next_cursor=cursor, total=total)
+    result = _run(caller.tenant, query)
     patients = [s.address.patient_id for s in result.found if s.address.patient_id]
     caller.returned(decl.name, len(result.found), patients)
     return result
+
+
+def find(tenant: str, decl: ResourceType, params: dict[str, list[str]]) -> SearchResult:
+    """A search made by the system itself, inside a request audited for what it is
+    (e.g. finding the signed-in user's Practitioner): it adds nothing to the
+    request's audit record. Never for PHI on a client's behalf."""
+    return _run(tenant, search.parse(decl, params))
+
+
+def _run(tenant: str, query: Query) -> SearchResult:
+    if query.needs_match_set:
+        return _whole_match_set(tenant, query)
+    found, cursor = _candidates(tenant, query, query.cursor, query.count)
+    matched = [s for s in found if s.resource is not None and query.matches(s.resource)]
+    total = len(matched) if cursor is None and query.cursor is None else None
+    return SearchResult(matched, next_cursor=cursor, total=total)
 
 
 def _whole_match_set(tenant: str, query: Query) -> SearchResult:
