@@ -63,9 +63,9 @@ def id_token(cognito: Any, pool_id: str, client_id: str, role: str, tenant: str)
 def seed_practitioners() -> dict[str, int]:
     """One Practitioner per demo user, found by `identifier=<USER_SYSTEM>|<username>`."""
     from devstack.importer import _existing
-    from functions.engine.directory import USER_SYSTEM
     from functions.common.caller import system_caller
     from functions.engine import registry, service
+    from functions.engine.directory import USER_SYSTEM
     from models.clock import new_id
 
     decl = registry.require("Practitioner")

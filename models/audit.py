@@ -122,6 +122,7 @@ def trail_copies(record: AuditRecord, main: AuditItem) -> list[AuditTrailCopy]:
             **{**fields, "patient_id": patient_id},
         )
         for patient_id in dict.fromkeys(record.patient_ids or [])
+        if patient_id != record.patient_id  # the record itself is in that trail
     ]
 
 

@@ -315,7 +315,7 @@ def json_body_issues(body: dict[str, Any], root: str) -> list[Issue]:
 
 
 View = Callable[..., Response]
-Concerns = Callable[[dict[str, str]], tuple[str, str, str | None]]
+Concerns = Callable[[Request, dict[str, str]], "tuple[str, str, str | None] | None"]
 
 
 def fhir_view(
@@ -323,8 +323,8 @@ def fhir_view(
 ) -> Callable[[View], Callable[..., Response]]:
     """Wrap a view that takes (ctx, **path_params) and returns a Response.
     `permission` is checked before the view runs; `concerns` names the resource
-    (type, id, patient) the path points at, so that even a refused or failed
-    request is audited in that patient's trail."""
+    (type, id, patient) the path or the search's patient points at, so that even
+    a refused or failed request is audited in that patient's trail."""
 
     def decorate(view: View) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -338,7 +338,7 @@ def fhir_view(
                 source_ip=_source_ip(request),
             )
             if concerns is not None:
-                draft.concerns(*concerns(params))
+                _note_concerns(draft, concerns, request, params)
             response = _run(view, request, draft, params, permission)
             response = _audit(request, draft, response)
             response.headers["Cache-Control"] = "no-store"  # every response here may hold PHI
@@ -348,6 +348,20 @@ def fhir_view(
         return wrapper
 
     return decorate
+
+
+def _note_concerns(
+    draft: AuditDraft, concerns: Concerns, request: Request, params: dict[str, str]
+) -> None:
+    """What the request is about, for its audit record; a request too malformed to
+    say is audited at tenant level (and answered by the view as it deserves)."""
+    try:
+        about = concerns(request, params)
+    except Exception:
+        logger.warning("request subject not derivable", extra={"request_id": draft.request_id})
+        return
+    if about is not None:
+        draft.concerns(*about)
 
 
 def _run(

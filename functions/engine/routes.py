@@ -44,6 +44,7 @@ from functions.common.http import (
     read_json_body,
 )
 from functions.engine import registry, service
+from functions.engine import values as val
 from functions.engine.registry import ResourceType
 from functions.engine.search import DEFAULT_COUNT, XML_FORMATS
 from models import keys
@@ -112,11 +113,33 @@ def _loaded(ctx: RequestContext, decl: ResourceType, stored: Stored) -> Stored:
     return stored
 
 
-def _concerns(decl: ResourceType) -> Callable[[dict[str, str]], tuple[str, str, str | None]]:
-    def concerns(params: dict[str, str]) -> tuple[str, str, str | None]:
+About = tuple[str, str, str | None]
+
+
+def _concerns(decl: ResourceType) -> Callable[[Request, dict[str, str]], About | None]:
+    """The resource an id in the path names, and its patient."""
+
+    def concerns(request: Request, params: dict[str, str]) -> About | None:
         rid = params["resource_id"]
         patient = rid if decl.is_patient else keys.patient_of(rid) if decl.compartment else None
         return decl.name, rid, patient
+
+    return concerns
+
+
+def _chart_concerns(decl: ResourceType) -> Callable[[Request, dict[str, str]], About | None]:
+    """The patient whose chart a search names (`?patient=`), so that the search is in
+    that patient's trail whatever its outcome (a refusal, no match)."""
+
+    def concerns(request: Request, params: dict[str, str]) -> About | None:
+        if decl.compartment is None or not request.query_params:
+            return None
+        given = request.query_params
+        named = [v for p in decl.compartment.params if p in given for v in given.getlist(p)]
+        ref = val.normalize_reference(named[0], "Patient") if len(named) == 1 else None
+        if ref is None or not ref.startswith("Patient/"):
+            return None
+        return decl.name, "", ref.partition("/")[2]
 
     return concerns
 
@@ -192,7 +215,9 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         _check_accept(ctx.request)
         body = read_json_body(ctx.request)
         header = ctx.request.headers.get("if-none-exist")
-        criteria = _criteria(header, "If-None-Exist") if header else _params(ctx.request)
+        general = ("_format", "_pretty")  # apply to every interaction: not criteria
+        in_url = {k: v for k, v in _params(ctx.request).items() if k not in general}
+        criteria = _criteria(header, "If-None-Exist") if header else in_url
         may_label = allowed(ctx.principal, perm(Op.LABEL))
         done = service.create(ctx.caller, decl, body, may_label, criteria or None)
         if not done.created:
@@ -269,13 +294,13 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         return fhir_response(_loaded(ctx, decl, stored).resource, 200, _headers(ctx, stored))
 
     def add(path: str, methods: list[str], view: Callable[..., Response], op: Op,
-            with_id: bool = True) -> None:  # fmt: skip
+            about: Any = concerns) -> None:  # fmt: skip
         name = f"{lower}_{view.__name__}"
-        wrapped = fhir_view(_current, perm(op), concerns if with_id else None)(_named(view, name))
+        wrapped = fhir_view(_current, perm(op), about)(_named(view, name))
         bp.route(path, methods=methods, content_types=ANY, name=name)(wrapped)
 
-    add(base, ["POST"], create, Op.CREATE, with_id=False)
-    add(base, ["GET"], search, Op.SEARCH, with_id=False)
+    add(base, ["POST"], create, Op.CREATE, about=None)
+    add(base, ["GET"], search, Op.SEARCH, about=_chart_concerns(decl))
     bp.route(f"{base}/_search", methods=["POST"], content_types=[FORM, *ANY],
              name=f"{lower}_search_post")(
         fhir_view(_current, perm(Op.SEARCH), None)(_named(search_post, f"{lower}_search_post"))

@@ -172,6 +172,7 @@ class Query:
     summary_count: bool = False
     names: list[str] = field(default_factory=list)
     chart: str | None = None  # the patient whose chart is Queried
+    charts: list[str] | None = None  # several patients (`patient=a,b`): each chart is Queried
     ids: list[str] | None = None  # `_id`: read these directly
 
     def matches(self, resource: dict[str, Any]) -> bool:
@@ -199,8 +200,14 @@ class Query:
 
     @property
     def needs_match_set(self) -> bool:
-        """Sorting and counting read every match (bounded by MAX_MATCH_SET)."""
-        return bool(self.sort) or self.total or self.summary_count or self.count == 0
+        """Sorting, counting and several charts read every match (at most MAX_MATCH_SET)."""
+        return (
+            bool(self.sort)
+            or self.total
+            or self.summary_count
+            or self.count == 0
+            or self.charts is not None
+        )
 
 
 def _string_alternative(
@@ -506,36 +513,50 @@ def parse(decl: ResourceType, params: dict[str, list[str]]) -> Query:
             raise bad(where, f"Unsupported search parameter. Supported: {supported}.")
         for raw in values:
             if param is ID_PARAM:
-                ids = _split_or(raw)
-                if modifier or any(not i for i in ids):
-                    raise bad(where, "_id takes ids, comma-separated.")
-                query.criteria.append(Criterion(name, None, [_id_alternative(i) for i in ids]))
-                query.ids = ids if query.ids is None else [i for i in query.ids if i in ids]
-                continue
-            alternatives = _alternatives(decl, param, name, modifier, raw)
-            query.criteria.append(Criterion(name, param, alternatives))
-            chart = _chart_of(decl, param, alternatives, raw)
-            if chart is not None:
-                query.chart = chart
+                _add_ids(query, name, modifier, raw)
+            else:
+                _add_criterion(query, param, name, modifier, raw)
     return query
+
+
+def _add_ids(query: Query, name: str, modifier: str, raw: str) -> None:
+    ids = _split_or(raw)
+    if modifier or any(not i for i in ids):
+        raise bad(f"{query.decl.name}.search.{name}", "_id takes ids, comma-separated.")
+    query.criteria.append(Criterion(name, None, [_id_alternative(i) for i in ids]))
+    query.ids = ids if query.ids is None else [i for i in query.ids if i in ids]
+
+
+def _add_criterion(query: Query, param: SearchParam, name: str, modifier: str, raw: str) -> None:
+    alternatives = _alternatives(query.decl, param, name, modifier, raw)
+    query.criteria.append(Criterion(name, param, alternatives))
+    charts = _charts_of(query.decl, param, raw)
+    if charts is not None and len(charts) == 1:
+        query.chart, query.charts = charts[0], None
+    elif charts is not None and query.chart is None:
+        query.charts = charts
 
 
 def _id_alternative(wanted: str) -> Alternative:
     return Alternative([], None, 0, lambda vs: any(c == wanted for _, c in vs))
 
 
-def _chart_of(
-    decl: ResourceType, param: SearchParam, alternatives: list[Alternative], raw: str
-) -> str | None:
-    """The patient a compartment parameter names, when it names exactly one."""
+MAX_CHARTS = 10  # `patient=a,b,...`: one Query per chart, up to this many
+
+
+def _charts_of(decl: ResourceType, param: SearchParam, raw: str) -> list[str] | None:
+    """The patients a compartment parameter names (one chart Query each), or None
+    when it names none or more than MAX_CHARTS (the criterion then filters)."""
     if decl.compartment is None or param.name not in decl.compartment.params:
         return None
-    if len(alternatives) != 1:
-        return None
-    ref = val.normalize_reference(raw, "Patient")
-    if ref is None or not ref.startswith("Patient/"):
-        return None
-    return ref.partition("/")[2]
+    found = []
+    for value in _split_or(raw):
+        ref = val.normalize_reference(value, "Patient")
+        if ref is None or not ref.startswith("Patient/"):
+            return None
+        found.append(ref.partition("/")[2])
+    unique = list(dict.fromkeys(found))
+    return unique if 0 < len(unique) <= MAX_CHARTS else None
 
 
 # ----------------------------------------------------------------- sorting

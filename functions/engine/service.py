@@ -9,7 +9,7 @@ audit record and the outbox event (models/README.md has the costs).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +99,11 @@ def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
     where = f"{decl.name}.{element}"
     ref = body.get(element)
     text = ref.get("reference") if isinstance(ref, dict) else None
+    if isinstance(text, str) and "://" in text and not _ours(text):
+        raise Invalid(
+            Issue("value", f"{element} must reference a Patient of this server "
+                  "(Patient/<id>).", [where])
+        )  # fmt: skip
     found = val.normalize_reference(text) if isinstance(text, str) else None
     if found is None or not found.startswith("Patient/"):
         raise Invalid(Issue("required", f"{element} must reference the Patient.", [where]))
@@ -106,6 +111,11 @@ def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
     if not keys.valid_id(patient_id) or len(patient_id) > keys.MAX_PATIENT_ID:
         raise Invalid(Issue("value", f"{element} does not name a known Patient.", [where]))
     return patient_id
+
+
+def _ours(url: str) -> bool:
+    """An absolute reference into this server (its configured public base URL)."""
+    return url.startswith(api_settings().public_base_url + "/Patient/")
 
 
 def _unknown_patient(decl: ResourceType) -> Invalid:
@@ -605,6 +615,8 @@ def search_resources(
     MAX_MATCH_SET candidates) and page through it by offset."""
     query = search.parse(decl, params)
     caller.audit.resource_type, caller.audit.query_params = decl.name, query.names
+    if query.chart is not None:  # the record goes to that patient's trail, even with no match
+        caller.touched(decl.name, "", query.chart)
     result = _run(caller.tenant, query)
     patients = [s.address.patient_id for s in result.found if s.address.patient_id]
     caller.returned(decl.name, len(result.found), patients)
@@ -629,16 +641,18 @@ def _run(tenant: str, query: Query) -> SearchResult:
 
 def _whole_match_set(tenant: str, query: Query) -> SearchResult:
     matched: list[Stored] = []
-    cursor: str | None = None
     read = 0
-    while True:
-        page, cursor = _candidates(tenant, query, cursor, READ_PAGE)
-        read += len(page)
-        matched.extend(s for s in page if s.resource is not None and query.matches(s.resource))
-        if cursor is None:
-            break
-        if read >= MAX_MATCH_SET:
-            raise _too_costly(query.decl)
+    parts = [replace(query, chart=c, charts=None) for c in query.charts or []] or [query]
+    for part in parts:
+        cursor: str | None = None
+        while True:
+            page, cursor = _candidates(tenant, part, cursor, READ_PAGE)
+            read += len(page)
+            matched.extend(s for s in page if s.resource and query.matches(s.resource))
+            if cursor is None:
+                break
+            if read >= MAX_MATCH_SET:
+                raise _too_costly(query.decl)
     if query.sort:
         matched.sort(key=lambda s: search.sort_key(query, s.resource or {}))
     total = len(matched)

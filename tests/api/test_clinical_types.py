@@ -96,9 +96,8 @@ KINDS = [
     Kind("Condition", "subject", "clinician", _condition, ("patient", "subject")),
     Kind("AllergyIntolerance", "patient", "clinician", _allergy, ("patient",)),
     Kind("Observation", "subject", "clinician", _observation, ("patient", "subject")),
-    Kind("MedicationRequest", "subject", "prescriber", _medication_request,
-         ("patient", "subject")),
-]  # fmt: skip
+    Kind("MedicationRequest", "subject", "prescriber", _medication_request, ("patient", "subject")),
+]
 BY_NAME = {k.name: k for k in KINDS}
 
 
@@ -106,8 +105,9 @@ def _unique(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:10]
 
 
-def _post(api, kind: Kind, body: dict[str, Any], role: str | None = None,
-          tenant: str = "demo-clinic"):  # type: ignore[no-untyped-def]  # fmt: skip
+def _post(
+    api, kind: Kind, body: dict[str, Any], role: str | None = None, tenant: str = "demo-clinic"
+):  # type: ignore[no-untyped-def]
     return api.http.post(
         f"{BASE}/{kind.name}",
         headers=api.headers(role or kind.writer, tenant),
@@ -122,9 +122,12 @@ def _create(api, kind: Kind, pid: str, tenant: str = "demo-clinic") -> dict[str,
     return created
 
 
-def _ids(api, kind: Kind, query: str, role: str | None = None,
-         tenant: str = "demo-clinic") -> list[str]:  # type: ignore[no-untyped-def]  # fmt: skip
-    r = api.http.get(f"{BASE}/{kind.name}?{query}", headers=api.headers(role or kind.writer, tenant))
+def _ids(
+    api, kind: Kind, query: str, role: str | None = None, tenant: str = "demo-clinic"
+) -> list[str]:  # type: ignore[no-untyped-def]
+    r = api.http.get(
+        f"{BASE}/{kind.name}?{query}", headers=api.headers(role or kind.writer, tenant)
+    )
     assert r.status_code == 200, r.body
     bundle = json.loads(r.body)
     assert bundle["type"] == "searchset"
@@ -180,8 +183,12 @@ def patients(api):  # type: ignore[no-untyped-def]
     gone = api.create(patient_body(_unique("Gone")))
     r = api.http.delete(f"{BASE}/Patient/{gone['id']}", headers=api.headers("supervisor"))
     assert r.status_code == 204
-    return {"mine": mine["id"], "neighbour": neighbour["id"], "theirs": theirs["id"],
-            "gone": gone["id"]}  # fmt: skip
+    return {
+        "mine": mine["id"],
+        "neighbour": neighbour["id"],
+        "theirs": theirs["id"],
+        "gone": gone["id"],
+    }
 
 
 # --- the whole life of each type ------------------------------------------------------------
@@ -207,8 +214,11 @@ def test_create_read_update_vread_history_delete(api, kind):
     assert read.status_code == 200 and json.loads(read.body) == created
     assert read.headers["ETag"] == 'W/"1"'
 
-    v2 = api.http.put(url, headers=api.headers(kind.writer, If_Match='W/"1"'),
-                      body=json.dumps({**created, "language": "en"}))  # fmt: skip
+    v2 = api.http.put(
+        url,
+        headers=api.headers(kind.writer, If_Match='W/"1"'),
+        body=json.dumps({**created, "language": "en"}),
+    )
     assert v2.status_code == 200, v2.body
     assert json.loads(v2.body)["meta"]["versionId"] == "2" and v2.headers["ETag"] == 'W/"2"'
     v3 = api.http.put(url, headers=headers, body=json.dumps({**created, "language": "fr"}))
@@ -226,6 +236,10 @@ def test_create_read_update_vread_history_delete(api, kind):
     assert gone.status_code == 204, gone.body
     assert api.http.get(url, headers=headers).status_code == 410
 
+    assert api.http.get(f"{url}/_history/4", headers=headers).status_code == 410
+    assert api.http.get(f"{url}/_history/5", headers=headers).status_code == 404
+    again = api.http.put(url, headers=headers, body=json.dumps(current))
+    assert again.status_code == 410, again.body
     history = json.loads(api.http.get(f"{url}/_history", headers=headers).body)
     assert history["resourceType"] == "Bundle" and history["type"] == "history"
     entries = history["entry"]
@@ -256,11 +270,15 @@ def test_search_by_patient_returns_exactly_that_patients_resources(api, patients
             assert sorted(found) == sorted(mine), (name, value)
         assert set(_ids(api, kind, f"{name}={other}")) == theirs
     assert _ids(api, kind, f"patient={patients['gone']}") == []
+    assert _ids(api, kind, f"patient={pid},{other}&_count=99") != []
+    for name in {"patient", "subject"} - set(kind.params):  # R4 defines no such parameter
+        r = api.http.get(f"{BASE}/{kind.name}?{name}={pid}", headers=api.headers(kind.writer))
+        assert r.status_code == 400 and _expression(r) == [f"{kind.name}.search.{name}"]
 
 
 # --- what may not be written ----------------------------------------------------------------
 
-BAD_TARGETS = ["other tenant", "deleted", "unknown", "practitioner", "missing"]
+BAD_TARGETS = ["other tenant", "deleted", "unknown", "practitioner", "missing", "other server"]
 
 
 def _reference(patients: dict[str, str], target: str) -> dict[str, str] | None:
@@ -270,6 +288,8 @@ def _reference(patients: dict[str, str], target: str) -> dict[str, str] | None:
         "unknown": {"reference": "Patient/01UNKNOWN00000000000000000"},
         "practitioner": {"reference": f"Practitioner/{uuid.uuid4().hex}"},
         "missing": None,
+        # our own live patient's id, on another server: not ours to write into
+        "other server": {"reference": f"https://other.example/fhir/Patient/{patients['mine']}"},
     }[target]
 
 
@@ -289,8 +309,11 @@ def test_a_patient_reference_that_names_no_live_patient_of_the_tenant_is_400(
     assert r.status_code == 400, (target, r.status_code, r.body)
     assert _expression(r) == [f"{kind.name}.{kind.element}"], target
     assert _type_count(stack, "demo-clinic", kind.name) == before
-    for tenant, key in (("demo-clinic", "theirs"), ("demo-clinic", "gone"),
-                        ("other-clinic", "theirs")):  # fmt: skip
+    for tenant, key in (
+        ("demo-clinic", "theirs"),
+        ("demo-clinic", "gone"),
+        ("other-clinic", "theirs"),
+    ):
         assert _chart_items(stack, tenant, patients[key], f"R#{kind.name}#") == []
     assert _ids(api, kind, f"patient={patients['theirs']}") == []
     assert _ids(api, kind, f"patient={patients['gone']}") == []
@@ -349,18 +372,24 @@ def _practitioner(system: str, value: str) -> dict[str, Any]:
 
 def test_practitioner_is_tenant_level_created_by_admin_and_found_by_identifier(api):
     system, value = "urn:test:" + uuid.uuid4().hex[:8], _unique("npi")
-    r = api.http.post(f"{BASE}/Practitioner", headers=api.headers("admin"),
-                      body=json.dumps(_practitioner(system, value)))  # fmt: skip
+    r = api.http.post(
+        f"{BASE}/Practitioner",
+        headers=api.headers("admin"),
+        body=json.dumps(_practitioner(system, value)),
+    )
     assert r.status_code == 201, r.body
     created = json.loads(r.body)
     assert "." not in created["id"]
     assert r.headers["Location"].endswith(f"/fhir/R4/Practitioner/{created['id']}/_history/1")
-    found = api.http.get(f"{BASE}/Practitioner?identifier={system}|{value}",
-                         headers=api.headers("clinician"))  # fmt: skip
+    found = api.http.get(
+        f"{BASE}/Practitioner?identifier={system}|{value}", headers=api.headers("clinician")
+    )
     assert found.status_code == 200
     assert [e["resource"] for e in json.loads(found.body)["entry"]] == [created]
-    other = api.http.get(f"{BASE}/Practitioner?identifier={system}|{value}",
-                         headers=api.headers("clinician", "other-clinic"))  # fmt: skip
+    other = api.http.get(
+        f"{BASE}/Practitioner?identifier={system}|{value}",
+        headers=api.headers("clinician", "other-clinic"),
+    )
     assert json.loads(other.body)["entry"] == []
     read = api.http.get(f"{BASE}/Practitioner/{created['id']}", headers=api.headers("biller"))
     assert read.status_code == 200 and json.loads(read.body) == created
@@ -368,12 +397,16 @@ def test_practitioner_is_tenant_level_created_by_admin_and_found_by_identifier(a
 
 def test_a_clinician_cannot_create_a_practitioner(api):
     system, value = "urn:test:" + uuid.uuid4().hex[:8], _unique("npi")
-    r = api.http.post(f"{BASE}/Practitioner", headers=api.headers("clinician"),
-                      body=json.dumps(_practitioner(system, value)))  # fmt: skip
+    r = api.http.post(
+        f"{BASE}/Practitioner",
+        headers=api.headers("clinician"),
+        body=json.dumps(_practitioner(system, value)),
+    )
     assert r.status_code == 403
     assert json.loads(r.body)["issue"][0]["code"] == "forbidden"
-    found = api.http.get(f"{BASE}/Practitioner?identifier={system}|{value}",
-                         headers=api.headers("clinician"))  # fmt: skip
+    found = api.http.get(
+        f"{BASE}/Practitioner?identifier={system}|{value}", headers=api.headers("clinician")
+    )
     assert json.loads(found.body)["entry"] == []
 
 
@@ -382,14 +415,57 @@ def test_a_users_practitioner_is_found_by_the_user_identifier(api):
     relying on seeding having run; seeding may have made another with the same
     identifier, so every match must carry it and ours must be among them."""
     username = "clinician@demo-clinic.example"
-    r = api.http.post(f"{BASE}/Practitioner", headers=api.headers("admin"),
-                      body=json.dumps(_practitioner(USER_SYSTEM, username)))  # fmt: skip
+    r = api.http.post(
+        f"{BASE}/Practitioner",
+        headers=api.headers("admin"),
+        body=json.dumps(_practitioner(USER_SYSTEM, username)),
+    )
     assert r.status_code == 201, r.body
     pid = json.loads(r.body)["id"]
-    found = api.http.get(f"{BASE}/Practitioner?identifier={USER_SYSTEM}|{username}",
-                         headers=api.headers("clinician"))  # fmt: skip
+    found = api.http.get(
+        f"{BASE}/Practitioner?identifier={USER_SYSTEM}|{username}", headers=api.headers("clinician")
+    )
     assert found.status_code == 200
     resources = [e["resource"] for e in json.loads(found.body)["entry"]]
     assert pid in {p["id"] for p in resources}
     for p in resources:
         assert {"system": USER_SYSTEM, "value": username} in p["identifier"]
+
+
+def test_an_absolute_reference_to_this_server_is_accepted(api, patients):  # type: ignore[no-untyped-def]
+    from functions.common.settings import api_settings
+
+    kind = KINDS[0]
+    body = kind.make(patients["mine"])
+    body[kind.element] = {
+        "reference": f"{api_settings().public_base_url}/Patient/{patients['mine']}"
+    }
+    r = _post(api, kind, body)
+    assert r.status_code == 201, r.body
+
+
+def test_a_search_by_patient_is_in_that_patients_trail_matched_empty_or_refused(api, stack):  # type: ignore[no-untyped-def]
+    pid = api.create(patient_body(_unique("Trail")))["id"]
+    kind = KINDS[0]
+    _create(api, kind, pid)
+    for role, query in (("clinician", kind.name), ("clinician", "Observation"),
+                        ("admin", "Observation")):  # fmt: skip
+        api.http.get(f"{BASE}/{query}?patient={pid}", headers=api.headers(role))
+    items = boto3.client("dynamodb").query(
+        TableName=stack.table_name,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": keys.audit_patient_pk("demo-clinic", pid)}},
+        ConsistentRead=True,
+    )["Items"]
+    searches = sorted(
+        (i["action"]["S"], i["outcome"]["S"], i.get("result_count", {}).get("N"))
+        for i in items
+        if i["action"]["S"].endswith(".search")
+    )
+    assert searches == sorted(
+        [
+            (f"{kind.name.lower()}.search", "success", "1"),  # one match: no second copy
+            ("observation.search", "success", "0"),  # no match: still in the trail
+            ("observation.search", "denied", None),  # refused: still in the trail
+        ]
+    ), searches

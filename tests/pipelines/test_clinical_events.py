@@ -1,0 +1,363 @@
+"""Events and stream tidying of the engine's types, observed as
+tests/pipelines/test_outbox_to_eventbridge.py observes the Patient's: DynamoDB
+stream (moto) -> StreamRunner -> the Chalice-registered `stream_publisher` ->
+EventBridge bus `emr` -> the audit rule (every `emr.*` source) -> the audit queue."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from devstack.runner import StreamRunner
+from models import keys
+from tests.conftest import patient_body
+
+TENANT = "demo-clinic"
+AUDIT_QUEUE = "EmrAuditQueue"
+BASE = "/fhir/R4"
+DETAIL_KEYS = {
+    "version",
+    "event_id",
+    "tenant",
+    "occurred_at",
+    "actor",
+    "request_id",
+    "resource_type",
+    "resource_id",
+    "patient_id",
+    "resource_version",
+}
+
+
+class RecordingRunner:
+    """A StreamRunner wired as `python -m devstack run` wires it."""
+
+    def __init__(self, stream_arn: str) -> None:
+        import app as app_module
+
+        self.skipping = False
+
+        def handler(event: dict[str, Any]) -> dict[str, Any]:
+            if self.skipping:
+                return {"batchItemFailures": []}
+            result: dict[str, Any] = app_module.stream_publisher(event, None)
+            return result
+
+        self.runner = StreamRunner(boto3.client("dynamodbstreams"), stream_arn, handler)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.runner.poll_once() == 0:
+                return
+        pytest.fail(f"stream not drained within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def runner(stack) -> RecordingRunner:  # type: ignore[no-untyped-def]
+    """One runner for the module, moved past the records of earlier tests (whose events
+    those tests published themselves): each drain handles this module's records only."""
+    runner = RecordingRunner(stack.stream_arn)
+    runner.skipping = True
+    runner.drain()
+    runner.skipping = False
+    return runner
+
+
+Take = Callable[[str, int], list[dict[str, Any]]]
+
+
+def _empty(sqs: Any, url: str) -> None:
+    """Delete the messages of tests that have finished: nobody waits for them any more."""
+    while True:
+        old = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        if not old.get("Messages"):
+            return
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(old["Messages"])
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def audit_queue(stack) -> Iterator[Take]:  # type: ignore[no-untyped-def]
+    """`take(resource_id, expected)` -> the audit-queue messages about that resource
+    (parsed, raw body under "_raw"), deleted once taken; others are made visible again."""
+    sqs = boto3.client("sqs")
+    url = stack.queue_urls[AUDIT_QUEUE]
+    _empty(sqs, url)
+
+    def sweep(resource_id: str) -> list[dict[str, Any]]:
+        mine: list[dict[str, Any]] = []
+        others: list[str] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                body = json.loads(message["Body"])
+                if (body.get("detail") or {}).get("resource_id") == resource_id:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    mine.append({**body, "_raw": message["Body"]})
+                else:
+                    others.append(message["ReceiptHandle"])
+        for start in range(0, len(others), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(others[start : start + 10])
+                ],
+            )
+        return mine
+
+    def take(resource_id: str, expected: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 10.0
+        found = sweep(resource_id)
+        while len(found) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+            found += sweep(resource_id)
+        return found
+
+    yield take
+
+
+# --- the types ------------------------------------------------------------------------------
+
+DISPLAY = "Xylophonic test display text"
+
+
+def _coded(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": DISPLAY}], "text": DISPLAY}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    source: str
+    writer: str
+    deleter: str
+    code: str  # a code the body carries, which no event may repeat
+
+    def body(self, pid: str | None, tag: str) -> dict[str, Any]:
+        ref = {"reference": f"Patient/{pid}"}
+        snomed = "http://snomed.info/sct"
+        return {
+            "Encounter": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "subject": ref,
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "AMB",
+                },
+                "type": [_coded(snomed, self.code)],
+            },
+            "Condition": {
+                "resourceType": "Condition",
+                "subject": ref,
+                "code": _coded(snomed, self.code),
+            },
+            "AllergyIntolerance": {
+                "resourceType": "AllergyIntolerance",
+                "patient": ref,
+                "code": _coded(snomed, self.code),
+            },
+            "Observation": {
+                "resourceType": "Observation",
+                "status": "final",
+                "subject": ref,
+                "code": _coded("http://loinc.org", self.code),
+            },
+            "MedicationRequest": {
+                "resourceType": "MedicationRequest",
+                "status": "active",
+                "intent": "order",
+                "subject": ref,
+                "medicationCodeableConcept": _coded(
+                    "http://www.nlm.nih.gov/research/umls/rxnorm", self.code
+                ),
+            },
+            "Practitioner": {
+                "resourceType": "Practitioner",
+                "name": [{"family": f"Quillfeather{tag}", "given": ["Ysolde"]}],
+                "identifier": [{"system": "urn:test:npi", "value": f"npi{tag}"}],
+            },
+        }[self.name]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+KINDS = [
+    Kind("Encounter", "emr.encounters", "clinician", "supervisor", "185349003"),
+    Kind("Condition", "emr.clinical", "clinician", "supervisor", "35489007"),
+    Kind("AllergyIntolerance", "emr.clinical", "clinician", "supervisor", "91936005"),
+    Kind("Observation", "emr.clinical", "clinician", "supervisor", "44249-1"),
+    Kind("MedicationRequest", "emr.medications", "prescriber", "supervisor", "197361"),
+    Kind("Practitioner", "emr.directory", "admin", "admin", "Ysolde"),
+]
+
+
+def _assert_no_phi(message: dict[str, Any], *values: str) -> None:
+    raw = message["_raw"].lower()
+    for value in values:
+        assert value.lower() not in raw, f"{value!r} leaked into the event"
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=str)
+def test_create_update_delete_stage_one_event_each_without_phi(api, runner, audit_queue, kind):
+    tag = uuid.uuid4().hex[:10]
+    family, given = f"Eventfamily{tag}", f"Eventgiven{tag}"
+    pid = None
+    if kind.name != "Practitioner":
+        pid = api.create(patient_body(family, given, "1944-04-04"))["id"]
+    body = kind.body(pid, tag)
+    r = api.http.post(
+        f"{BASE}/{kind.name}", headers=api.headers(kind.writer), body=json.dumps(body)
+    )
+    assert r.status_code == 201, r.body
+    created = json.loads(r.body)
+    rid = created["id"]
+    url = f"{BASE}/{kind.name}/{rid}"
+    r = api.http.put(
+        url,
+        headers=api.headers(kind.writer, If_Match='W/"1"'),
+        body=json.dumps({**created, "language": "en"}),
+    )
+    assert r.status_code == 200, r.body
+    assert api.http.delete(url, headers=api.headers(kind.deleter)).status_code == 204
+
+    runner.drain()
+    messages = sorted(audit_queue(rid, 3), key=lambda m: m["detail"]["resource_version"])
+    noun = kind.name.lower()
+    assert [m["detail-type"] for m in messages] == [
+        f"{noun}.created",
+        f"{noun}.updated",
+        f"{noun}.deleted",
+    ]
+    for version, message in enumerate(messages, start=1):
+        detail = message["detail"]
+        assert message["source"] == kind.source
+        assert set(detail) == DETAIL_KEYS
+        assert detail["resource_type"] == kind.name
+        assert detail["resource_id"] == rid
+        assert detail["patient_id"] == pid
+        assert detail["resource_version"] == version
+        assert detail["tenant"] == TENANT
+        _assert_no_phi(
+            message,
+            DISPLAY,
+            family,
+            given,
+            "1944-04-04",
+            kind.code,
+            "Quillfeather",
+            "Ysolde",
+            f"npi{tag}",
+        )
+    assert len({m["detail"]["event_id"] for m in messages}) == 3
+
+
+# --- stale search entries -------------------------------------------------------------------
+
+
+def _entries(stack, pid: str, rid: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The Encounter's search entries in its patient's partition (raw DynamoDB)."""
+    page = boto3.client("dynamodb").query(
+        TableName=stack.table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.patient_pk(TENANT, pid)},
+            ":s": {"S": keys.search_entry_prefix("Encounter", rid)},
+        },
+        ConsistentRead=True,
+    )
+    items: list[dict[str, Any]] = page["Items"]
+    return items
+
+
+def _found(api, query: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    r = api.http.get(f"{BASE}/Encounter?{query}", headers=api.headers())
+    assert r.status_code == 200, r.body
+    return [
+        (e["resource"]["id"], e["resource"]["meta"]["versionId"])
+        for e in json.loads(r.body)["entry"]
+    ]
+
+
+def _encounter(pid: str, practitioner: str, day: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{pid}"},
+        "participant": [{"individual": {"reference": f"Practitioner/{practitioner}"}}],
+        "period": {"start": f"{day}T09:00:00Z", "end": f"{day}T10:00:00Z"},
+    }
+
+
+def test_an_update_that_drops_entry_tokens_has_them_removed_from_the_stream(api, stack, runner):
+    pid = api.create(patient_body("Tidy" + uuid.uuid4().hex[:8]))["id"]
+    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    r = api.http.post(
+        f"{BASE}/Encounter",
+        headers=api.headers(),
+        body=json.dumps(_encounter(pid, old, "1999-01-02")),
+    )
+    assert r.status_code == 201, r.body
+    created = json.loads(r.body)
+    rid = created["id"]
+    v1_entries = len(_entries(stack, pid, rid))
+    assert _found(api, f"practitioner={old}") == [(rid, "1")]
+
+    changed = {**created, **_encounter(pid, new, "2001-05-06")}
+    r = api.http.put(
+        f"{BASE}/Encounter/{rid}", headers=api.headers(If_Match='W/"1"'), body=json.dumps(changed)
+    )
+    assert r.status_code == 200, r.body
+    stale = [e for e in _entries(stack, pid, rid) if e["version"]["N"] == "1"]
+    assert stale, "the entries of the dropped tokens stay until the stream removes them"
+
+    runner.drain()
+    assert _found(api, f"practitioner={old}") == []
+    assert _found(api, f"practitioner=Practitioner/{new}") == [(rid, "2")]
+    assert _found(api, f"patient={pid}&date=2001-05-06") == [(rid, "2")]
+    assert _found(api, f"patient={pid}&date=1999-01-02") == []
+    left = _entries(stack, pid, rid)
+    assert {e["version"]["N"] for e in left} == {"2"}
+    assert len(left) == v1_entries  # one practitioner and year, month, day: as many as before
+
+
+def test_an_update_that_keeps_its_tokens_leaves_every_entry_in_place(api, stack, runner):
+    pid = api.create(patient_body("Keep" + uuid.uuid4().hex[:8]))["id"]
+    practitioner = uuid.uuid4().hex
+    r = api.http.post(
+        f"{BASE}/Encounter",
+        headers=api.headers(),
+        body=json.dumps(_encounter(pid, practitioner, "1998-03-04")),
+    )
+    created = json.loads(r.body)
+    rid = created["id"]
+    r = api.http.put(
+        f"{BASE}/Encounter/{rid}",
+        headers=api.headers(If_Match='W/"1"'),
+        body=json.dumps({**created, "status": "cancelled"}),
+    )
+    assert r.status_code == 200, r.body
+    runner.drain()
+    assert _found(api, f"practitioner={practitioner}") == [(rid, "2")]
+    entries = _entries(stack, pid, rid)
+    assert entries and {e["version"]["N"] for e in entries} == {"2"}
