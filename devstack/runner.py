@@ -143,6 +143,14 @@ class StreamRunner:
                 )
         return self._iterator(shard, "TRIM_HORIZON")
 
+    def skip_to_latest(self) -> None:
+        """Start every shard after its newest record: what the stream already holds is
+        not delivered. For tests that watch their own writes on a stream that earlier
+        tests filled (the deployed mapping starts at TRIM_HORIZON, as `run` does)."""
+        desc = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]
+        for shard in desc.get("Shards", []):
+            self._shards[shard["ShardId"]] = ShardState(self._iterator(shard["ShardId"], "LATEST"))
+
     def _rediscover(self) -> None:
         """Follow the table's current stream if it is no longer the one being read."""
         streams = self._streams.list_streams(TableName=_table_of(self._arn)).get("Streams", [])

@@ -17,8 +17,6 @@ from tests.conftest import patient_body
 def test_a_failing_record_is_retried_then_given_up_and_delivery_moves_on(api, stack):
     from devstack.runner import StreamRunner
 
-    api.create(patient_body("Runner" + uuid.uuid4().hex[:6]))
-    api.create(patient_body("Runner" + uuid.uuid4().hex[:6]))
     seen: Counter[str] = Counter()
     poisoned: list[str] = []
 
@@ -38,6 +36,9 @@ def test_a_failing_record_is_retried_then_given_up_and_delivery_moves_on(api, st
     runner = StreamRunner(
         boto3.client("dynamodbstreams"), stack.stream_arn, handler, batch_size=10, max_retries=2
     )
+    runner.skip_to_latest()  # earlier tests' records are not this test's
+    api.create(patient_body("Runner" + uuid.uuid4().hex[:6]))
+    api.create(patient_body("Runner" + uuid.uuid4().hex[:6]))
     runner.drain()
     assert runner.given_up == poisoned
     assert seen[poisoned[0]] == 3  # first try + 2 retries
@@ -50,7 +51,6 @@ def test_a_failing_record_is_retried_then_given_up_and_delivery_moves_on(api, st
 def test_records_the_mapping_filters_out_are_not_delivered(api, stack):
     from devstack.runner import StreamRunner
 
-    api.create(patient_body("Filter" + uuid.uuid4().hex[:6]))
     kinds: set[tuple[str, str]] = set()
 
     def handler(event: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +58,10 @@ def test_records_the_mapping_filters_out_are_not_delivered(api, stack):
             kinds.add((r["eventName"], r["dynamodb"]["NewImage"]["type"]["S"]))
         return {"batchItemFailures": []}
 
-    StreamRunner(boto3.client("dynamodbstreams"), stack.stream_arn, handler).drain()
+    runner = StreamRunner(boto3.client("dynamodbstreams"), stack.stream_arn, handler)
+    runner.skip_to_latest()
+    api.create(patient_body("Filter" + uuid.uuid4().hex[:6]))
+    runner.drain()
     assert ("INSERT", "outbox") in kinds
     assert kinds <= {("INSERT", "outbox"), ("MODIFY", "resource")}
 
@@ -101,6 +104,7 @@ def test_a_refused_write_publishes_nothing_and_later_changes_still_arrive_in_ord
         return {"batchItemFailures": []}
 
     runner = StreamRunner(boto3.client("dynamodbstreams"), stack.stream_arn, handler)
+    runner.skip_to_latest()
     patient = api.create(patient_body("Refused" + uuid.uuid4().hex[:6]))
     runner.drain()
     delivered.clear()
@@ -141,6 +145,7 @@ def test_the_runner_recovers_from_a_replaced_shard_and_says_so(api, stack, caplo
         return {"batchItemFailures": []}
 
     runner = StreamRunner(boto3.client("dynamodbstreams"), stack.stream_arn, handler, peek_every=2)
+    runner.skip_to_latest()
     api.create(patient_body("Orphan" + uuid.uuid4().hex[:6]))
     runner.drain()
     table = find_table(stack.table_name)
