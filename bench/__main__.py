@@ -14,12 +14,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import counts, latency, report, scale, static
+from bench import counts, latency, report, resources, scale, static
 from bench.api import HttpApi
 from bench.report import Figure, at_most, below, exactly
 from bench.stack import HOST, BenchStack, quiet_stderr, server_nodelay, start
 
 CREATES, READS, UPDATES, SEARCHES = 20, 20, 20, 20
+PER_TYPE = 20  # warm requests counted of each kind of each registered type
 KMS_READS = 100
 PAIRS = 200
 COLD_RUNS = 5
@@ -46,9 +47,9 @@ def _puts(ops: Counter[str]) -> int:
     return ops.get("dynamodb.PutItem", 0)
 
 
-def diagnose(kind: counts.Kind) -> list[str]:
+def diagnose(kind: counts.Kind, expected: Counter[str] | None = None) -> list[str]:
     """Operations of a kind beyond what one warm request should send."""
-    expected = EXPECTED[kind.name]
+    expected = EXPECTED[kind.name] if expected is None else expected
     notes = []
     names = sorted({n for ops in kind.per_request for n in ops})
     for name in names:
@@ -101,7 +102,9 @@ def latency_phase(
         f"Timing {PAIRS} interleaved pairs each: over HTTP, over HTTP with TCP_NODELAY, "
         "in-process ..."
     )
-    raw = latency.RawRead(stack.local.table_name)
+    from bench.api import read_route
+
+    raw = latency.RawRead(stack.local.table_name, read_route(stack.app_module.app)[0])
     http = latency.over_http(api, raw, ids, PAIRS)
     phases.done("pairs_http")
     with server_nodelay(stack):
@@ -118,6 +121,22 @@ def latency_phase(
     }
 
 
+def types_phase(stack: BenchStack, phases: Phases) -> dict[str, Any]:
+    """After the Patient figures and the latency pairs (so they are measured on the
+    table they always were), before the scale phase (so no stream runner is
+    sending its own requests to the counted server)."""
+    from functions.engine import registry
+
+    names = [d.name for d in registry.all_types()]
+    _say(
+        f"Counting round trips of every registered type ({len(names)}: {', '.join(names)}), "
+        f"{PER_TYPE} warm requests of each kind ..."
+    )
+    runs, extras = resources.run(stack, names, PER_TYPE, _say)
+    phases.done("types")
+    return {"types": runs, "patient_extras": extras, "registered": names}
+
+
 def run_api_phase(stack: BenchStack, phases: Phases) -> dict[str, Any]:
     api = HttpApi(HOST, stack.api_port, stack.token)
     try:
@@ -126,6 +145,8 @@ def run_api_phase(stack: BenchStack, phases: Phases) -> dict[str, Any]:
             result.update(latency_phase(stack, api, result["ids"], phases))
     finally:
         api.close()
+    with quiet_stderr():
+        result.update(types_phase(stack, phases))
     result["patients"] = len(result.pop("ids"))
     return result
 
@@ -181,8 +202,74 @@ def scale_figures(grown: scale.ScaleResult) -> list[Figure]:
     ]
 
 
+# How each kind's figure is counted, as the Patient figures above are: a read less
+# its audit PutItem, a search less its audit write, a write's one transaction whole
+# (the audit record is one of its items).
+TYPE_KINDS: dict[str, tuple[str, Any]] = {
+    "read": ("read", counts.without_audit_put),
+    "create": ("create", _total_dynamodb),
+    "update": ("update (If-Match)", _total_dynamodb),
+    "search_by_patient": ("search ?patient= (excl. audit)", counts.without_audit_write),
+    "search": ("search ?identifier= (excl. audit)", counts.without_audit_write),
+}
+
+
+def type_kinds(type_name: str) -> list[str]:
+    return ["read", "create", "update", resources.search_kind(type_name)]
+
+
+def type_figures(api: dict[str, Any]) -> list[Figure]:
+    """`round_trips.<Type>.<kind>` for every registered type (null if not measured)."""
+    out = []
+    for run in api["types"]:
+        for kind in type_kinds(run.name):
+            label, figure = TYPE_KINDS[kind]
+            counted = run.kinds.get(kind)
+            out.append(
+                Figure(
+                    f"round_trips.{run.name}.{kind}",
+                    f"{run.name} {label}: DynamoDB round trips",
+                    counted.median(figure) if counted else None,
+                    "1",
+                    exactly(1),
+                )
+            )
+    return out
+
+
+def patient_extra_figures(api: dict[str, Any]) -> list[Figure]:
+    k = api["patient_extras"]
+
+    def median(name: str, figure: Any) -> float | None:
+        return k[name].median(figure) if name in k else None
+
+    return [
+        Figure(
+            "round_trips.update_without_if_match",
+            "update without If-Match: DynamoDB round trips",
+            median("update_without_if_match", _total_dynamodb),
+            "2",
+            exactly(2),
+        ),
+        Figure(
+            "conditional_create_round_trips.found_match",
+            "conditional create, match found (excl. audit)",
+            median("conditional_create_found", counts.without_audit_put),
+            "<= 2",
+            at_most(2),
+        ),
+        Figure(
+            "conditional_create_round_trips.created",
+            "conditional create, no match: creates",
+            median("conditional_create_created", counts.without_audit_put),
+            "<= 2",
+            at_most(2),
+        ),
+    ]
+
+
 def figures(
-    api: dict[str, Any], cold: dict[str, list[float]], package_mb: float | None
+    api: dict[str, Any], cold: dict[str, static.ColdRuns], package_mb: float | None
 ) -> list[Figure]:
     k, ratio = api["kinds"], "{:.2f}"
     return [
@@ -255,7 +342,7 @@ def figures(
         Figure(
             "cold_import_ms",
             f"cold `import app` (median of {COLD_RUNS} processes)",
-            static.median(cold["as_checked_out"]),
+            static.median(cold["as_checked_out"].ms),
             "< 1000 ms",
             below(1000),
             "{:.0f} ms",
@@ -263,7 +350,7 @@ def figures(
         Figure(
             "cold_import_ms_lambda_like",
             "  same, from the unzipped package (Lambda-like)",
-            static.median(cold["lambda_like"]) if cold["lambda_like"] else None,
+            static.median(cold["lambda_like"].ms) if cold["lambda_like"].ms else None,
             "< 1000 ms",
             below(1000),
             "{:.0f} ms",
@@ -276,8 +363,9 @@ def figures(
 
 def extras(
     api: dict[str, Any],
-    cold: dict[str, list[float]],
+    cold: dict[str, static.ColdRuns],
     package: static.PackageSize,
+    fresh: static.FreshZip | None,
     notes: list[str],
     phases: Phases,
     grown: scale.ScaleResult,
@@ -297,19 +385,37 @@ def extras(
             "latency_warmup": latency.WARMUP,
             "cold_import_runs": COLD_RUNS,
             "patients": api["patients"],
+            "per_type": PER_TYPE,
+            "chart_patients": resources.CHART_PATIENTS,
         },
         "read_overhead": api["http"],
         "read_overhead_http_nodelay": api["http_nodelay"],
         "read_overhead_in_process": api["in_process"],
-        "cold_import_runs_ms": {k: [round(v, 1) for v in runs] for k, runs in cold.items()},
+        "cold_import_runs_ms": {k: [round(v, 1) for v in runs.ms] for k, runs in cold.items()},
+        "cold_import_registered_types": {k: runs.registered() for k, runs in cold.items()},
         "cold_import_env": {"PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE")},
         "package": {
             "path": str(static.ZIP),
             "bytes": package.size_bytes,
             "built_now": package.built_now,
             "build_s": package.build_s,
+            # dist/deployment.zip was older than the sources: the Lambda-like import
+            # ran from a current build in a temporary folder (dist/ left as it was)
+            "fresh_build": fresh.summary() if fresh else None,
         },
-        "requests": {name: kind.summary() for name, kind in api["kinds"].items()},
+        "requests": {
+            **{name: kind.summary() for name, kind in api["kinds"].items()},
+            **{name: kind.summary() for name, kind in api["patient_extras"].items()},
+        },
+        "requests_by_type": {
+            run.name: {
+                "role": run.role,
+                "search_matches": list(run.search_matches) if run.search_matches else None,
+                **{kind: counted.summary() for kind, counted in run.kinds.items()},
+            }
+            for run in api["types"]
+        },
+        "registered_types": api["registered"],
         "kms_reads_not_200": api["kms_failed"],
         "phase_s": phases.seconds,
         "runtime_s_excluding_packaging": round(
@@ -330,21 +436,71 @@ def main() -> int:
     finally:
         stack.stop()
     package = static.package_size()
-    phases.done("package")
-    _say(f"Timing `import app` in {COLD_RUNS} fresh processes, as checked out and from the zip ...")
-    cold = {
-        "as_checked_out": static.cold_import_ms(COLD_RUNS),
-        "lambda_like": static.cold_import_lambda_like_ms(COLD_RUNS),
-    }
+    with static.current_zip(package, _say) as (fresh, zip_note):
+        phases.done("package")
+        _say(
+            f"Timing `import app` in {COLD_RUNS} fresh processes, as checked out and from "
+            "the zip ..."
+        )
+        cold = {
+            "as_checked_out": static.cold_import_ms(COLD_RUNS),
+            "lambda_like": static.cold_import_lambda_like_ms(
+                COLD_RUNS, fresh.path if fresh else None
+            ),
+        }
     phases.done("cold_import")
     notes = [n for kind in api["kinds"].values() for n in diagnose(kind)]
+    notes += type_notes(api)
+    notes += cold_notes(cold, api["registered"])
     notes += scale_notes(grown)
     if package.note:
         notes.append(package.note)
-    figs = figures(api, cold, package.mb) + scale_figures(grown)
-    path = report.write(figs, extras(api, cold, package, notes, phases, grown))
-    _print(figs, api, notes, path.name, grown)
+    if fresh is not None:
+        notes.append(
+            f"cold_import_ms_lambda_like: {static.ZIP} is older than the sources, so it was "
+            f"measured from a current package built in a temporary folder "
+            f"({fresh.summary()['mb']:.2f} MB, {fresh.build_s:.0f} s; dist/ left as it was)"
+        )
+    if zip_note:
+        notes.append(zip_note)
+    patient_figs, patient_extra = figures(api, cold, package.mb), patient_extra_figures(api)
+    per_type, scale_figs = type_figures(api), scale_figures(grown)
+    data = extras(api, cold, package, fresh, notes, phases, grown)
+    path = report.write(patient_figs + per_type + patient_extra + scale_figs, data)
+    _print(patient_figs + patient_extra + scale_figs, per_type, api, notes, path.name, grown)
     return 0
+
+
+def type_notes(api: dict[str, Any]) -> list[str]:
+    notes = []
+    for run in api["types"]:
+        if run.skipped:
+            notes.append(f"{run.name}: not measured ({run.skipped})")
+        for kind, counted in run.kinds.items():
+            notes += diagnose(counted, run.expected[kind])
+        if run.search_matches and run.search_matches[0] == 0:
+            notes.append(f"{run.name}: a counted search returned no entry")
+    wanted = {"conditional_create_found": 200, "conditional_create_created": 201}
+    for name, counted in api["patient_extras"].items():
+        notes += diagnose(counted, resources.PATIENT_EXTRAS[name])
+        if name in wanted and set(counted.statuses) != {wanted[name]}:
+            notes.append(f"{name}: statuses {sorted(set(counted.statuses))}, not {wanted[name]}")
+    return notes
+
+
+def cold_notes(cold: dict[str, static.ColdRuns], registered: list[str]) -> list[str]:
+    """Every timed `import app` must have registered every type this process serves."""
+    notes = []
+    for name, runs in cold.items():
+        if not runs.ms:
+            continue
+        seen = runs.registered()
+        if seen is None or sorted(seen) != sorted(registered):
+            notes.append(
+                f"cold import ({name}): registered types {seen or runs.types}, "
+                f"not every registered type {registered}"
+            )
+    return notes
 
 
 def scale_notes(grown: scale.ScaleResult) -> list[str]:
@@ -363,11 +519,31 @@ LATENCY_LABELS = (
 )
 
 
+TYPE_COLUMNS = ["read", "create", "update (If-Match)", "search"]
+
+
 def _print(
-    figs: list[Figure], api: dict[str, Any], notes: list[str], name: str, grown: scale.ScaleResult
+    figs: list[Figure],
+    per_type: list[Figure],
+    api: dict[str, Any],
+    notes: list[str],
+    name: str,
+    grown: scale.ScaleResult,
 ) -> None:
     _say("")
     _say(report.table(figs))
+    _say("")
+    by_key = {f.key: f for f in per_type}
+    rows = [
+        (run.name, [by_key.get(f"round_trips.{run.name}.{k}") for k in type_kinds(run.name)])
+        for run in api["types"]
+    ]
+    _say(report.matrix("round trips per type", rows, TYPE_COLUMNS))
+    _say(
+        "  DynamoDB operations of one warm request (median of "
+        f"{PER_TYPE}), audit write excluded as above; target 1 each. search: ?patient= "
+        "for chart types, ?identifier= for Patient and Practitioner"
+    )
     _say("")
     for label, key in LATENCY_LABELS:
         s = api[key]

@@ -93,9 +93,27 @@ class LambdaContext:
         return 30_000
 
 
-def read_event(patient_id: str, token: str) -> dict[str, Any]:
+def read_route(app: Any) -> tuple[str, str]:
+    """The app's route template of GET /fhir/R4/Patient/{id} and the name of its
+    path parameter (today `{resource_id}`, from functions/engine/routes.py), looked
+    up in the Chalice app's routing table so the event matches what API Gateway
+    would send for the deployed route."""
+    prefix = f"{BASE}/Patient/{{"
+    for path, methods in app.routes.items():
+        if path.startswith(prefix) and path.endswith("}") and path.count("/") == 4:
+            entry = methods.get("GET")
+            if entry is not None and len(entry.view_args) == 1:
+                return path, str(entry.view_args[0])
+    raise LookupError(f"the app has no GET {BASE}/Patient/{{id}} route")
+
+
+def read_event(
+    patient_id: str,
+    token: str,
+    route: tuple[str, str] = (f"{BASE}/Patient/{{resource_id}}", "resource_id"),
+) -> dict[str, Any]:
     """An API Gateway (REST, proxy) event for GET /fhir/R4/Patient/{id}."""
-    resource = f"{BASE}/Patient/{{patient_id}}"
+    resource, param = route
     path = f"{BASE}/Patient/{patient_id}"
     headers = {
         "accept": FHIR_JSON,
@@ -111,7 +129,7 @@ def read_event(patient_id: str, token: str) -> dict[str, Any]:
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
-        "pathParameters": {"patient_id": patient_id},
+        "pathParameters": {param: patient_id},
         "stageVariables": None,
         "requestContext": {
             "resourcePath": resource,
@@ -132,9 +150,10 @@ class InProcessApi:
     def __init__(self, app: Any, token: str) -> None:
         self._app = app
         self._token = token
+        self._route = read_route(app)
 
     def event(self, patient_id: str) -> dict[str, Any]:
-        return read_event(patient_id, self._token)
+        return read_event(patient_id, self._token, self._route)
 
     def invoke(self, event: dict[str, Any], context: LambdaContext) -> int:
         response: dict[str, Any] = self._app(event, context)

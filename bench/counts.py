@@ -44,8 +44,9 @@ def without_audit_put(ops: Counter[str]) -> int:
 
 def without_audit_write(ops: Counter[str]) -> int:
     """DynamoDB data operations of a search, less its one audit write: a PutItem,
-    or, when patients were returned, the TransactWriteItems that writes the audit
-    record and its copy in each returned patient's trail."""
+    or, when it returned patients whose trails need a copy, the TransactWriteItems
+    that writes the audit record and those copies. (A chart search's record is
+    stored in that patient's trail itself: a PutItem.)"""
     ddb = dynamodb_ops(ops)
     audit = "dynamodb.PutItem" if ddb.get("dynamodb.PutItem") else "dynamodb.TransactWriteItems"
     return sum(ddb.values()) - min(ddb.get(audit, 0), 1)

@@ -53,7 +53,7 @@ def _quantile(values: list[float], q: float) -> float:
 class RawRead:
     """GetItem (consistent) + audit PutItem, issued the way the app issues them."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, route: str = "/fhir/R4/Patient/{resource_id}") -> None:
         import botocore.session
         from botocore.config import Config
 
@@ -71,7 +71,7 @@ class RawRead:
             "dynamodb", meta.region, config=config
         )
         self._table = table
-        self._audit = _audit_template()
+        self._audit = _audit_template(route)
 
     def __call__(self, patient_id: str) -> None:
         from models import keys
@@ -101,8 +101,9 @@ class RawRead:
         )
 
 
-def _audit_template() -> dict[str, Any]:
-    """The attributes of a successful read's audit record, as the app stores it."""
+def _audit_template(route: str) -> dict[str, Any]:
+    """The attributes of a successful read's audit record, as the app stores it
+    (`route`: the read's route template, as the app records it)."""
     from models.audit import AuditRecord, to_item
     from models.clock import iso, new_id, now
 
@@ -117,7 +118,7 @@ def _audit_template() -> dict[str, Any]:
         request_id=new_id(),
         at=iso(now()),
         source_ip="127.0.0.1",
-        route="/fhir/R4/Patient/{patient_id}",
+        route=route,
         resource_type="Patient",
         resource_id="x",
         patient_id="x",

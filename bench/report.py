@@ -56,8 +56,40 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def matrix(title: str, rows: list[tuple[str, list[Figure | None]]], columns: list[str]) -> str:
+    """A table of figures, one row per subject (e.g. a FHIR type), one column per
+    kind: each cell its value, followed by MISS when it misses its target."""
+
+    def cell(f: Figure | None) -> str:
+        if f is None:
+            return "-"
+        verdict = f.verdict()
+        return f.shown() + (f" {verdict}" if verdict not in ("", "ok") else "")
+
+    table_rows = [(title, *columns), *((name, *(cell(f) for f in figs)) for name, figs in rows)]
+    widths = [max(len(r[i]) for r in table_rows) for i in range(len(table_rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table_rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def nested(figures: list[Figure]) -> dict[str, Any]:
+    """Figure values by key; a dotted key (`round_trips.Encounter.read`) is nested
+    (`{"round_trips": {"Encounter": {"read": ...}}}`)."""
+    data: dict[str, Any] = {}
+    for f in figures:
+        *path, last = f.key.split(".")
+        node = data
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = f.value
+    return data
+
+
 def write(figures: list[Figure], extra: dict[str, Any]) -> Path:
-    data: dict[str, Any] = {f.key: f.value for f in figures}
+    data = nested(figures)
     data.update(extra)
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return RESULTS

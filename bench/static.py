@@ -3,23 +3,49 @@ entry module in fresh processes, and the size of the deployment zip."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ZIP = Path("dist") / "deployment.zip"  # relative to ROOT; never reported as an absolute path
+# The clock stops right after `import app`. Then, untimed, the snippet prints the
+# FHIR types registered at that point (read only if `import app` itself loaded the
+# declarations: functions.engine.types in sys.modules; otherwise none), and last the
+# milliseconds.
 IMPORT_SNIPPET = (
-    "import time; t=time.perf_counter(); import app; print((time.perf_counter()-t)*1000)"
+    "import time; t=time.perf_counter(); import app; ms=(time.perf_counter()-t)*1000; "
+    "import sys; r=sys.modules.get('functions.engine.registry'); "
+    "loaded=r is not None and 'functions.engine.types' in sys.modules; "
+    "print(','.join(d.name for d in r.all_types()) if loaded else ''); print(ms)"
 )
 
 
-def _import_ms(options: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
+@dataclass
+class ColdRuns:
+    """Milliseconds of each fresh `import app`, and the types each run had registered."""
+
+    ms: list[float] = field(default_factory=list)
+    types: list[tuple[str, ...]] = field(default_factory=list)
+
+    def registered(self) -> list[str] | None:
+        """The types registered after `import app` if every run had the same, else None."""
+        distinct = set(self.types)
+        return list(self.types[0]) if len(distinct) == 1 else None
+
+
+def _import_ms(
+    options: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> tuple[float, tuple[str, ...]]:
     out = subprocess.run(
         [sys.executable, *options, "-c", IMPORT_SNIPPET],
         cwd=cwd,
@@ -29,31 +55,95 @@ def _import_ms(options: list[str], env: dict[str, str], cwd: Path = ROOT) -> flo
         check=True,
         timeout=120,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    *_, types, ms = out.stdout.splitlines()
+    return float(ms), tuple(t for t in types.strip().split(",") if t)
 
 
-def cold_import_ms(runs: int = 5) -> list[float]:
+def _runs(runs: int, env: dict[str, str], cwd: Path = ROOT) -> ColdRuns:
+    result = ColdRuns()
+    for _ in range(runs):
+        ms, types = _import_ms([], env, cwd)
+        result.ms.append(ms)
+        result.types.append(types)
+    return result
+
+
+def cold_import_ms(runs: int = 5) -> ColdRuns:
     """`import app` in `runs` fresh interpreters, cwd = repo root, stack env set.
     Bytecode caches are whatever the checkout has (this process wrote them)."""
-    return [_import_ms([], dict(os.environ)) for _ in range(runs)]
+    return _runs(runs, dict(os.environ))
 
 
-def cold_import_lambda_like_ms(runs: int = 5) -> list[float]:
+def cold_import_lambda_like_ms(runs: int = 5, archive: Path | None = None) -> ColdRuns:
     """`import app` from the unzipped deployment zip, as Lambda imports it: the zip
     first on sys.path, cwd = the code folder, no bytecode written (Lambda's code
     folder is read-only, so only the .pyc files the zip carries help), the SDK
     (boto3/botocore, stripped from the zip) from this interpreter's site-packages
-    as the runtime provides it. Empty when there is no dist/deployment.zip."""
+    as the runtime provides it. `archive`: dist/deployment.zip unless given (see
+    `current_zip`). No runs when there is no zip."""
     import zipfile
 
-    archive = ROOT / ZIP
+    archive = archive or ROOT / ZIP
     if not archive.is_file():
-        return []
+        return ColdRuns()
     with tempfile.TemporaryDirectory(prefix="bench-zip-") as code:
         with zipfile.ZipFile(archive) as z:
             z.extractall(code)
         env = {**os.environ, "PYTHONPATH": code, "PYTHONDONTWRITEBYTECODE": "1"}
-        return [_import_ms([], env, cwd=Path(code)) for _ in range(runs)]
+        return _runs(runs, env, Path(code))
+
+
+@dataclass(frozen=True)
+class FreshZip:
+    """A package built now in a temporary folder, because dist/deployment.zip is
+    older than the sources (dist/ is left as it is)."""
+
+    path: Path
+    size_bytes: int
+    build_s: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "bytes": self.size_bytes,
+            "mb": round(self.size_bytes / 1_000_000, 2),
+            "build_s": self.build_s,
+        }
+
+
+@contextlib.contextmanager
+def current_zip(
+    found: PackageSize, say: Callable[[str], None] = print
+) -> Iterator[tuple[FreshZip | None, str | None]]:
+    """The zip `cold_import_ms_lambda_like` imports from must hold the current
+    sources (every registered type). When dist/deployment.zip is older than the
+    sources, a current one is built in a temporary folder for as long as the
+    block runs: (that build, None); if the build fails, (None, a note) and the
+    stale zip is used. (None, None) when dist/deployment.zip is current or absent."""
+    target = ROOT / ZIP
+    if found.built_now or not target.is_file() or not _older_than_sources(target):
+        yield None, None
+        return
+    say(
+        f"{ZIP} is older than the sources: building a current package in a temporary "
+        "folder for the Lambda-like import ..."
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-package-") as out:
+        started = time.perf_counter()
+        try:
+            from devstack.package import package
+
+            with contextlib.redirect_stdout(io.StringIO()):
+                built = package(Path(out)).zip_path
+        except Exception as exc:  # report, never fail the bench over packaging
+            message = str(exc).replace(str(ROOT), ".").replace(out, "<tmp>")
+            note = (
+                f"{ZIP} is stale and a current build failed ({type(exc).__name__}: "
+                f"{message}); cold_import_ms_lambda_like was measured from the stale zip"
+            )
+            yield None, note
+            return
+        build_s = round(time.perf_counter() - started, 1)
+        yield FreshZip(built, built.stat().st_size, build_s), None
 
 
 @dataclass(frozen=True)
