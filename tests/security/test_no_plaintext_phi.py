@@ -23,6 +23,9 @@ def distinctive(api):  # type: ignore[no-untyped-def]
         "phone": f"555-01{tag[:2]}",
         "street": f"{tag} Larkspur Lane",
         "birth": "1931-07-29",
+        "reason": f"Panicattacks{tag}",
+        "code": f"F41{tag}",
+        "visit": "1931-08-14",
     }
     return values
 
@@ -37,6 +40,9 @@ def _phi_strings(v: dict[str, str]) -> list[str]:
         v["birth"],
         v["family"].lower(),
         v["given"].lower(),
+        v["reason"],
+        v["code"],
+        v["visit"],
     ]
 
 
@@ -65,6 +71,28 @@ def _exercise(api, v):  # type: ignore[no-untyped-def]
     )
     api.http.get(f"{url}/_history", headers=api.headers())
     api.http.get(url, headers=api.headers("biller", "other-clinic"))
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{created['id']}"},
+        "period": {"start": f"{v['visit']}T10:00:00Z", "end": f"{v['visit']}T10:50:00Z"},
+        "reasonCode": [{"text": v["reason"]}],
+    }
+    api.http.post("/fhir/R4/Encounter", body=json.dumps(encounter), headers=api.headers())
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": f"Patient/{created['id']}"},
+        "code": {"coding": [{"system": "urn:test:codes", "code": v["code"]}], "text": v["reason"]},
+        "onsetDateTime": v["visit"],
+    }
+    api.http.post("/fhir/R4/Condition", body=json.dumps(condition), headers=api.headers())
+    for query in (
+        f"Encounter?patient={created['id']}&date=ge{v['visit']}",
+        f"Condition?code=urn:test:codes|{v['code']}",
+        f"Encounter?date={v['visit']}",
+    ):
+        assert api.http.get(f"/fhir/R4/{query}", headers=api.headers()).status_code == 200
     return created
 
 
