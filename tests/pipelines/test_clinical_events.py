@@ -6,21 +6,24 @@ EventBridge bus `emr` -> the audit rule (every `emr.*` source) -> the audit queu
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 
-from devstack.runner import StreamRunner
 from models import keys
 from tests.conftest import patient_body
+from tests.pipelines.conftest import (
+    AUDIT_QUEUE,
+    RecordingRunner,
+    Take,
+    empty_queue,
+    queue_taker,
+)
 
 TENANT = "demo-clinic"
-AUDIT_QUEUE = "EmrAuditQueue"
 BASE = "/fhir/R4"
 DETAIL_KEYS = {
     "version",
@@ -36,96 +39,19 @@ DETAIL_KEYS = {
 }
 
 
-class RecordingRunner:
-    """A StreamRunner wired as `python -m devstack run` wires it."""
-
-    def __init__(self, stream_arn: str) -> None:
-        import app as app_module
-
-        def handler(event: dict[str, Any]) -> dict[str, Any]:
-            result: dict[str, Any] = app_module.stream_publisher(event, None)
-            return result
-
-        self.runner = StreamRunner(boto3.client("dynamodbstreams"), stream_arn, handler)
-
-    def drain(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.runner.poll_once() == 0:
-                return
-        pytest.fail(f"stream not drained within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def runner(stack) -> RecordingRunner:  # type: ignore[no-untyped-def]
     """One runner for the module, moved past the records of earlier tests (whose events
     those tests published themselves): each drain handles this module's records only."""
-    runner = RecordingRunner(stack.stream_arn)
-    runner.runner.skip_to_latest()
-    return runner
-
-
-Take = Callable[[str, int], list[dict[str, Any]]]
-
-
-def _empty(sqs: Any, url: str) -> None:
-    """Delete the messages of tests that have finished: nobody waits for them any more."""
-    while True:
-        old = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        if not old.get("Messages"):
-            return
-        sqs.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                for i, m in enumerate(old["Messages"])
-            ],
-        )
+    return RecordingRunner(stack.stream_arn)
 
 
 @pytest.fixture(scope="module")
-def audit_queue(stack) -> Iterator[Take]:  # type: ignore[no-untyped-def]
-    """`take(resource_id, expected)` -> the audit-queue messages about that resource
-    (parsed, raw body under "_raw"), deleted once taken; others are made visible again."""
-    sqs = boto3.client("sqs")
+def audit_queue(stack) -> Take:  # type: ignore[no-untyped-def]
+    """`take(resource_id, expected)` -> the audit-queue messages about that resource."""
     url = stack.queue_urls[AUDIT_QUEUE]
-    _empty(sqs, url)
-
-    def sweep(resource_id: str) -> list[dict[str, Any]]:
-        mine: list[dict[str, Any]] = []
-        others: list[str] = []
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                body = json.loads(message["Body"])
-                if (body.get("detail") or {}).get("resource_id") == resource_id:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                    mine.append({**body, "_raw": message["Body"]})
-                else:
-                    others.append(message["ReceiptHandle"])
-        for start in range(0, len(others), 10):
-            sqs.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                    for i, handle in enumerate(others[start : start + 10])
-                ],
-            )
-        return mine
-
-    def take(resource_id: str, expected: int) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + 10.0
-        found = sweep(resource_id)
-        while len(found) < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-            found += sweep(resource_id)
-        return found
-
-    yield take
+    empty_queue(boto3.client("sqs"), url)
+    return queue_taker(url, "resource_id")
 
 
 # --- the types ------------------------------------------------------------------------------

@@ -6,50 +6,20 @@ consumer tidying search entries that an update left behind."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-from devstack.runner import StreamRunner
 from models import keys
 from tests.conftest import patient_body
+from tests.pipelines.conftest import AUDIT_QUEUE, RecordingRunner, Take, queue_taker
 
 TENANT = "demo-clinic"
-AUDIT_QUEUE = "EmrAuditQueue"
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-class RecordingRunner:
-    """A StreamRunner wired exactly like `python -m devstack run` wires it, that
-    also keeps every (batch, handler response) pair for inspection."""
-
-    def __init__(self, stream_arn: str) -> None:
-        import app as app_module
-
-        self.calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
-
-        def handler(event: dict[str, Any]) -> dict[str, Any]:
-            result: dict[str, Any] = app_module.stream_publisher(event, None)
-            self.calls.append((event, result))
-            return result
-
-        self.runner = StreamRunner(boto3.client("dynamodbstreams"), stream_arn, handler)
-        self.runner.skip_to_latest()  # earlier tests' records are not this test's
-
-    def drain(self, timeout: float = 60.0) -> None:
-        """Poll until the stream has nothing left (StreamRunner.drain stops after 20
-        polls, which may not reach the end of a long stream in a busy worker)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.runner.poll_once() == 0:
-                return
-        pytest.fail(f"stream not drained within {timeout} s")
 
 
 @pytest.fixture
@@ -58,48 +28,9 @@ def runner(stack) -> RecordingRunner:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def audit_queue(stack) -> Iterator[Callable[..., list[dict[str, Any]]]]:  # type: ignore[no-untyped-def]
-    """`take(patient_id, expected)` -> the audit-queue messages about that patient
-    (parsed, with the raw body under "_raw"), deleted once taken. Messages about
-    other patients (replays of earlier tests) are made visible again."""
-    sqs = boto3.client("sqs")
-    url = stack.queue_urls[AUDIT_QUEUE]
-
-    def sweep(patient_id: str) -> list[dict[str, Any]]:
-        mine: list[dict[str, Any]] = []
-        others: list[str] = []
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
-            ).get("Messages", [])
-            if not batch:
-                break
-            for message in batch:
-                body = json.loads(message["Body"])
-                if (body.get("detail") or {}).get("patient_id") == patient_id:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                    mine.append({**body, "_raw": message["Body"]})
-                else:
-                    others.append(message["ReceiptHandle"])
-        for start in range(0, len(others), 10):
-            sqs.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                    for i, handle in enumerate(others[start : start + 10])
-                ],
-            )
-        return mine
-
-    def take(patient_id: str, expected: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        found = sweep(patient_id)
-        while len(found) < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-            found += sweep(patient_id)
-        return found
-
-    yield take
+def audit_queue(stack) -> Take:  # type: ignore[no-untyped-def]
+    """`take(patient_id, expected)` -> the audit-queue messages about that patient."""
+    return queue_taker(stack.queue_urls[AUDIT_QUEUE], "patient_id")
 
 
 def _unique(prefix: str) -> str:
