@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from events import outbox
 from functions.common.caller import Caller
 from functions.common.errors import (
     Conflict,
@@ -138,6 +137,16 @@ def _commit(decl: ResourceType, uow: UnitOfWork, token: str | None) -> None:
         raise PayloadTooLarge(Issue("too-costly", exc.explain(decl.name), [decl.name])) from None
 
 
+def _stage_event(
+    uow: UnitOfWork, caller: Caller, decl: ResourceType, change: Change, a: Address, version: int
+) -> None:
+    """The change's domain event, in the same transaction (outbox). Event models
+    (pydantic) are imported with the first write, not at cold start."""
+    from events import outbox
+
+    outbox.stage(uow, _event(caller, decl, change, a, version))
+
+
 def _event(caller: Caller, decl: ResourceType, change: Change, a: Address, version: int) -> Any:
     assert decl.events is not None
     return decl.events(
@@ -181,7 +190,7 @@ def _write(
     caller.touched(decl.name, a.resource_id, a.patient_id, version)
     caller.stage_audit(uow, 201 if expected is None else 200)
     change = Change.CREATED if expected is None else Change.UPDATED
-    outbox.stage(uow, _event(caller, decl, change, a, version))
+    _stage_event(uow, caller, decl, change, a, version)
     _commit(decl, uow, caller.token())
     caller.committed()
     return Stored(a, version, at, resource, toks.entries)
@@ -436,7 +445,7 @@ def delete(caller: Caller, decl: ResourceType, resource_id: str) -> None:
     resources.stage_entry_removal(uow, a, in_tx)
     caller.touched(decl.name, resource_id, a.patient_id, version)
     caller.stage_audit(uow, 204)
-    outbox.stage(uow, _event(caller, decl, Change.DELETED, a, version))
+    _stage_event(uow, caller, decl, Change.DELETED, a, version)
     try:
         _commit(decl, uow, caller.token())
     except TransactionCancelled:

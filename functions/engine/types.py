@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.resources import event_class
 from functions.engine import values as v
 from functions.engine.registry import (
     SPEC,
@@ -43,6 +42,8 @@ DATE = (
 
 def _generic_events(source: str, noun: str) -> Any:
     def make(change: Change, fields: dict[str, Any]) -> Any:
+        from events.resources import event_class  # pydantic: with the first write only
+
         return event_class(source, f"{noun}.{change.value}")(**fields)
 
     return make
