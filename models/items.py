@@ -70,6 +70,7 @@ class ResourceItem(_VersionedBody, discriminator="resource"):
 
     tokens = UnicodeSetAttribute(null=True)  # tokens of this version that have an entry
     filters = UnicodeSetAttribute(null=True)  # every token of this version, for filters
+    state = UnicodeAttribute(null=True)  # keyed MAC of a guarded status (StateMachine)
 
 
 class HistoryItem(_VersionedBody, discriminator="history"):

@@ -97,6 +97,7 @@ class NewVersion:
     resource: dict[str, Any] | None  # None: a tombstone
     entries: frozenset[str] = frozenset()  # tokens that get a search entry
     filters: frozenset[str] = frozenset()  # every token, for server-side filters
+    state: str | None = None  # keyed MAC of a guarded status
 
 
 def aad(pk: str, resource_type: str, resource_id: str, version: int) -> bytes:
@@ -156,11 +157,14 @@ def _fields(v: NewVersion, blob: bytes | None) -> dict[str, Any]:
     }
 
 
-def stage_version(uow: UnitOfWork, v: NewVersion, expected: int | None) -> None:
+def stage_version(
+    uow: UnitOfWork, v: NewVersion, expected: int | None, from_states: frozenset[str] | None = None
+) -> None:
     """Stage the current item (created, replaced at `expected`, or tombstoned), its
     history item and, unless a tombstone, its search entries (each overwriting the
     previous version's entry of the same token). `expected=None` means create: the
-    item must not exist."""
+    item must not exist. `from_states`: the stored state MAC must be one of these
+    (an item written before its type had states has none and passes)."""
     a = v.address
     blob = _seal(v)
     current = ResourceItem(
@@ -169,6 +173,7 @@ def stage_version(uow: UnitOfWork, v: NewVersion, expected: int | None) -> None:
         **_fields(v, blob),
         tokens=set(v.entries) or None,
         filters=set(v.filters) or None,
+        state=v.state,
     )
     if v.resource is not None:
         current.gsi1pk = keys.type_list_pk(a.tenant, a.resource_type)
@@ -177,6 +182,10 @@ def stage_version(uow: UnitOfWork, v: NewVersion, expected: int | None) -> None:
         condition = ResourceItem.pk.does_not_exist()
     else:
         condition = (ResourceItem.version == expected) & (ResourceItem.deleted == False)  # noqa: E712
+        if from_states is not None:
+            condition &= ResourceItem.state.does_not_exist() | ResourceItem.state.is_in(
+                *sorted(from_states) or ["-"]
+            )
     uow.put("resource", current, condition)
     history = HistoryItem(
         a.pk, keys.history_sk(a.resource_type, a.resource_id, v.version), **_fields(v, blob)

@@ -64,6 +64,31 @@ class Compartment:
     params: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class StateMachine:
+    """A status element whose changes follow a table, checked inside the write's own
+    transaction: the current item keeps a keyed MAC of its status (per resource, so
+    equal statuses of two resources are unlinkable, and never in clear), and an
+    update is conditional on the stored MAC being one of the statuses allowed to
+    become the new one. One round trip, no read; a refused change is a 409.
+
+    `transitions[s]`: the statuses a resource in `s` may take (itself included when
+    it may be edited without a change of status). `initial`: the statuses a create
+    may have. `deletable`: the statuses in which it may be deleted."""
+
+    element: str
+    transitions: dict[str, frozenset[str]]
+    initial: frozenset[str]
+    deletable: frozenset[str]
+
+    @property
+    def statuses(self) -> list[str]:
+        return list(self.transitions)
+
+    def predecessors(self, to: str) -> frozenset[str]:
+        return frozenset(s for s, targets in self.transitions.items() if to in targets)
+
+
 class Change(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
@@ -87,6 +112,7 @@ class ResourceType:
     params: tuple[SearchParam, ...] = ()
     rules: Rules | None = None
     guards: tuple[Guard, ...] = ()
+    states: StateMachine | None = None
     events: EventFactory | None = None
     documentation: str = ""
     profile: str = ""

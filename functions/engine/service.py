@@ -163,6 +163,71 @@ def _event(caller: Caller, decl: ResourceType, change: Change, a: Address, versi
     )
 
 
+# ----------------------------------------------------------------- guarded statuses
+
+
+def _status(decl: ResourceType, resource: dict[str, Any] | None) -> str | None:
+    """The guarded status of a body (400 naming the element when it is not one of
+    the machine's); None for a type without a state machine."""
+    rule = decl.states
+    if rule is None or resource is None:
+        return None
+    value = resource.get(rule.element)
+    if not isinstance(value, str) or value not in rule.transitions:
+        raise Invalid(
+            Issue("value", f"{rule.element} must be one of {', '.join(rule.statuses)}.",
+                  [f"{decl.name}.{rule.element}"])
+        )  # fmt: skip
+    return value
+
+
+def _state_mac(a: Address, decl: ResourceType, status: str) -> str:
+    """Per resource: two resources in the same status have unrelated MACs."""
+    key = blind_index.tenant_key(a.tenant)
+    return blind_index.token(key, f"{decl.name}.state", f"{a.resource_id}|{status}")
+
+
+def _macs(a: Address, decl: ResourceType, statuses: frozenset[str]) -> frozenset[str]:
+    return frozenset(_state_mac(a, decl, s) for s in statuses)
+
+
+def _refused_transition(decl: ResourceType, before: str | None, after: str | None) -> Conflict:
+    rule = decl.states
+    assert rule is not None
+    where = [f"{decl.name}.{rule.element}"]
+    if after is None:  # a delete
+        allowed = ", ".join(sorted(rule.deletable)) or "no status"
+        return Conflict(
+            Issue("business-rule", f"{decl.name} that is {before} cannot be deleted "
+                  f"(only when {allowed}).", where)
+        )  # fmt: skip
+    if before is None:
+        allowed = ", ".join(s for s in rule.statuses if s in rule.initial)
+        return Conflict(
+            Issue("business-rule", f"New {decl.name} cannot be {after}; it starts as "
+                  f"{allowed}.", where)
+        )  # fmt: skip
+    targets = ", ".join(s for s in rule.statuses if s in rule.transitions[before])
+    return Conflict(
+        Issue("business-rule", f"{decl.name} cannot go from {before} to {after}; from "
+              f"{before} it may become {targets}.", where)
+    )  # fmt: skip
+
+
+def _check_transition(decl: ResourceType, before: Stored | None, after: str | None) -> None:
+    """In memory, when the stored version is at hand (the transaction checks again)."""
+    rule = decl.states
+    if rule is None or before is None or before.resource is None:
+        return
+    was = before.resource.get(rule.element)
+    if not isinstance(was, str) or was not in rule.transitions:
+        return  # stored before the rule existed: the transaction lets it through too
+    if (after is None and was not in rule.deletable) or (
+        after is not None and after not in rule.transitions[was]
+    ):
+        raise _refused_transition(decl, was, after)
+
+
 def _write(
     caller: Caller,
     decl: ResourceType,
@@ -178,9 +243,14 @@ def _write(
     at = iso(now())
     resource = _with_meta(decl, body, a.resource_id, version, at)
     toks = search.index(decl, blind_index.tenant_key(a.tenant), resource)
-    new = NewVersion(a, version, at, decl.data_class, resource, toks.entries, toks.all)
+    status = _status(decl, resource)
+    state = _state_mac(a, decl, status) if status is not None else None
+    from_states = None
+    if status is not None and decl.states is not None and expected is not None:
+        from_states = _macs(a, decl, decl.states.predecessors(status))
+    new = NewVersion(a, version, at, decl.data_class, resource, toks.entries, toks.all, state)
     uow = UnitOfWork()
-    resources.stage_version(uow, new, expected)
+    resources.stage_version(uow, new, expected, from_states)
     if decl.compartment is not None and a.patient_id is not None:
         patient = Address(a.tenant, "Patient", a.patient_id, a.patient_id)
         resources.stage_live_check(uow, patient, "patient")
@@ -239,14 +309,10 @@ def create(
             return Created(existing, created=False)
     for guard in decl.guards:
         guard(None, clean)
-    if decl.is_patient:
-        rid = new_id()
-        a = Address(caller.tenant, decl.name, rid, rid)
-    elif decl.compartment is not None:
-        patient_id = _patient_named(decl, clean)
-        a = Address(caller.tenant, decl.name, keys.compound_id(patient_id, new_id()), patient_id)
-    else:
-        a = Address(caller.tenant, decl.name, new_id(), None)
+    status = _status(decl, clean)
+    if status is not None and decl.states is not None and status not in decl.states.initial:
+        raise _refused_transition(decl, None, status)
+    a = _new_address(caller.tenant, decl, clean)
     try:
         stored = _write(caller, decl, a, clean, 1, None, LabelWrite.SET, claim)
     except TransactionCancelled as exc:
@@ -256,6 +322,17 @@ def create(
             return Created(_claim_holder(caller, decl, claim), created=False)
         raise
     return Created(stored, created=True)
+
+
+def _new_address(tenant: str, decl: ResourceType, clean: dict[str, Any]) -> Address:
+    """A new id: a ULID, or in a patient's chart `<patient id>.<ulid>`."""
+    if decl.is_patient:
+        rid = new_id()
+        return Address(tenant, decl.name, rid, rid)
+    if decl.compartment is not None:
+        patient_id = _patient_named(decl, clean)
+        return Address(tenant, decl.name, keys.compound_id(patient_id, new_id()), patient_id)
+    return Address(tenant, decl.name, new_id(), None)
 
 
 def _criteria_token(tenant: str, decl: ResourceType, criteria: dict[str, list[str]]) -> str:
@@ -369,6 +446,7 @@ def update(
             if stored_now is None or stored_now.deleted:
                 raise _failure_of(decl, stored_now, resource_id, expected or 0)
             version = stored_now.version if version is None else version
+            _check_transition(decl, stored_now, _status(decl, clean))
         for guard in decl.guards:
             guard(stored_now, clean)
         try:
@@ -399,9 +477,10 @@ def _update_at(
             return _write(caller, decl, a, body, expected + 1, expected, how)
         except TransactionCancelled as exc:
             if "resource" in exc.failed or "history" in exc.failed:
-                raise _failure_of(
-                    decl, resources.read_current(a), a.resource_id, expected
-                ) from None
+                current = resources.read_current(a)
+                if current is not None and current.version == expected and not current.deleted:
+                    _check_transition(decl, current, _status(decl, body))  # 409 names it
+                raise _failure_of(decl, current, a.resource_id, expected) from None
             if "patient" in exc.failed:
                 raise _unknown_patient(decl) from None
             if "labels" in exc.failed and how is LabelWrite.UNCHANGED:
@@ -435,11 +514,13 @@ def delete(caller: Caller, decl: ResourceType, resource_id: str) -> None:
         return  # FHIR: deleting a deleted resource succeeds
     for guard in decl.guards:
         guard(current, None)
+    _check_transition(decl, current, None)
+    deletable = _macs(a, decl, decl.states.deletable) if decl.states is not None else None
     entries = sorted(resources.entry_tokens(a))
     version = current.version + 1
     uow = UnitOfWork()
     resources.stage_version(
-        uow, NewVersion(a, version, iso(now()), decl.data_class, None), current.version
+        uow, NewVersion(a, version, iso(now()), decl.data_class, None), current.version, deletable
     )
     in_tx = set(entries[:MAX_ENTRY_DELETES_IN_TX])
     resources.stage_entry_removal(uow, a, in_tx)
@@ -449,7 +530,10 @@ def delete(caller: Caller, decl: ResourceType, resource_id: str) -> None:
     try:
         _commit(decl, uow, caller.token())
     except TransactionCancelled:
-        raise _failure_of(decl, resources.read_current(a), resource_id, current.version) from None
+        now_stored = resources.read_current(a)
+        if now_stored is not None and now_stored.version == current.version:
+            _check_transition(decl, now_stored, None)
+        raise _failure_of(decl, now_stored, resource_id, current.version) from None
     caller.committed()
     rest = set(entries) - in_tx
     if rest:  # more stale entries than one transaction holds: same conditional tidy

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.encounters.workflow import SERVICE_TYPE_SYSTEM, SERVICE_TYPES
+from functions.encounters.workflow import STATES as ENCOUNTER_STATES
 from functions.engine import values as v
 from functions.engine.registry import (
     SPEC,
@@ -70,6 +72,12 @@ def _patient_rules(body: dict[str, Any]) -> list[Any]:
     from functions.patients.validation import registration_rules
 
     return registration_rules(body)
+
+
+def _encounter_rules(body: dict[str, Any]) -> list[Any]:
+    from functions.encounters.workflow import rules
+
+    return rules(body)
 
 
 def _patient_ref(name: str, element: str, resource: str) -> SearchParam:
@@ -149,6 +157,12 @@ ENCOUNTER = register(
         compartment=_in_chart("subject", "patient", "subject"),
         profile="http://hl7.org/fhir/StructureDefinition/Encounter",
         events=_generic_events("emr.encounters", "encounter"),
+        states=ENCOUNTER_STATES,
+        rules=_encounter_rules,
+        documentation="Status planned -> arrived -> in-progress -> finished, or cancelled "
+        "before finished; other changes are 409. in-progress needs period.start, finished "
+        "needs period.start and period.end. Deleted only while planned or cancelled. "
+        f"serviceType codes of {SERVICE_TYPE_SYSTEM}: {', '.join(SERVICE_TYPES)}.",
         params=(
             _patient_ref("patient", "subject", "Encounter"),
             _patient_ref("subject", "subject", "Encounter"),

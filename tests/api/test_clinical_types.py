@@ -27,7 +27,7 @@ def _subject(pid: str) -> dict[str, str]:
 def _encounter(pid: str) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
-        "status": "finished",
+        "status": "planned",  # a planned encounter may still be deleted
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
         "subject": _subject(pid),
         "period": {"start": "2024-02-01T09:00:00Z", "end": "2024-02-01T09:50:00Z"},

@@ -77,7 +77,7 @@ class Kind:
         return {
             "Encounter": {
                 "resourceType": "Encounter",
-                "status": "finished",
+                "status": "planned",
                 "subject": ref,
                 "class": {
                     "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
@@ -221,7 +221,7 @@ def _found(api, query: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped
 def _encounter(pid: str, practitioner: str, day: str) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
-        "status": "finished",
+        "status": "planned",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
         "subject": {"reference": f"Patient/{pid}"},
         "participant": [{"individual": {"reference": f"Practitioner/{practitioner}"}}],

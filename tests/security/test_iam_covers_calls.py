@@ -47,7 +47,7 @@ def _workload(api: Any) -> None:
     api.http.get(f"/fhir/R4/Patient?name={family}&_total=accurate&_sort=birthdate", headers=h)
     encounter = {
         "resourceType": "Encounter",
-        "status": "finished",
+        "status": "planned",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
         "subject": {"reference": f"Patient/{pid}"},
     }

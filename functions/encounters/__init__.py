@@ -1,0 +1,1 @@
+"""The encounter workflow: statuses, documented times and service types."""
