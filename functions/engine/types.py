@@ -80,6 +80,12 @@ def _encounter_rules(body: dict[str, Any]) -> list[Any]:
     return rules(body)
 
 
+def _condition_rules(body: dict[str, Any]) -> list[Any]:
+    from functions.problems.icd10 import condition_rules  # the code set: first use only
+
+    return condition_rules(body)
+
+
 def _patient_ref(name: str, element: str, resource: str) -> SearchParam:
     url = "clinical-patient" if name == "patient" else f"{resource}-{name}"
     return SearchParam(
@@ -186,6 +192,10 @@ CONDITION = register(
         compartment=_in_chart("subject", "patient", "subject"),
         profile="http://hl7.org/fhir/StructureDefinition/Condition",
         events=_generic_events("emr.clinical", "condition"),
+        rules=_condition_rules,
+        documentation="ICD-10-CM codings (http://hl7.org/fhir/sid/icd-10-cm) of code must "
+        "carry a billable code of the FY2026 code set, dotted (F32.1, not F321); category "
+        "headers (F32) and unknown codes are 400. Other systems are not checked.",
         params=(
             _patient_ref("patient", "subject", "Condition"),
             _patient_ref("subject", "subject", "Condition"),

@@ -1,0 +1,1 @@
+"""The problem list: Condition rules (ICD-10-CM diagnosis codes)."""
