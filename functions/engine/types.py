@@ -86,6 +86,12 @@ def _condition_rules(body: dict[str, Any]) -> list[Any]:
     return condition_rules(body)
 
 
+def _allergy_rules(body: dict[str, Any]) -> list[Any]:
+    from functions.allergies.rules import rules
+
+    return rules(body)
+
+
 def _patient_ref(name: str, element: str, resource: str) -> SearchParam:
     url = "clinical-patient" if name == "patient" else f"{resource}-{name}"
     return SearchParam(
@@ -217,6 +223,11 @@ ALLERGY = register(
         compartment=_in_chart("patient", "patient"),
         profile="http://hl7.org/fhir/StructureDefinition/AllergyIntolerance",
         events=_generic_events("emr.clinical", "allergyintolerance"),
+        rules=_allergy_rules,
+        documentation="code (the substance) is required; criticality low | high | "
+        "unable-to-assess, reaction.severity mild | moderate | severe, each reaction needs a "
+        "manifestation, and clinicalStatus and verificationStatus codings of their R4 code "
+        "systems must use those systems' codes.",
         params=(
             _patient_ref("patient", "patient", "AllergyIntolerance"),
             SearchParam("clinical-status", T, v.codings("clinicalStatus"),

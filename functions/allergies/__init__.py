@@ -1,0 +1,1 @@
+"""Allergies and intolerances: AllergyIntolerance rules (substance, criticality, reactions)."""
