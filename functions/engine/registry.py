@@ -89,6 +89,16 @@ class StateMachine:
         return frozenset(s for s, targets in self.transitions.items() if to in targets)
 
 
+@dataclass(frozen=True)
+class CheckedReference:
+    """References at `path` to a `target` resource this server holds must name a
+    live one of the caller's organisation: checked in the write's own transaction
+    (a ConditionCheck each), like the Patient of a chart resource."""
+
+    path: str  # dotted, e.g. "participant.individual"
+    target: str  # e.g. "Practitioner"
+
+
 class Change(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
@@ -113,6 +123,7 @@ class ResourceType:
     rules: Rules | None = None
     guards: tuple[Guard, ...] = ()
     states: StateMachine | None = None
+    references: tuple[CheckedReference, ...] = ()
     events: EventFactory | None = None
     documentation: str = ""
     profile: str = ""

@@ -25,7 +25,7 @@ from functions.common.errors import (
     PreconditionRequired,
 )
 from functions.common.settings import api_settings
-from functions.engine import labels, search
+from functions.engine import labels, registry, search
 from functions.engine import values as val
 from functions.engine.labels import LabelWrite
 from functions.engine.registry import Change, ResourceType
@@ -115,6 +115,46 @@ def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
 def _ours(url: str) -> bool:
     """An absolute reference into this server (its configured public base URL)."""
     return url.startswith(api_settings().public_base_url + "/Patient/")
+
+
+REFERENCE_LABEL = "reference:"  # + the element's path, in a cancelled transaction
+
+
+def _stage_reference_checks(
+    uow: UnitOfWork, decl: ResourceType, tenant: str, resource: dict[str, Any]
+) -> None:
+    """Every reference a declaration checks must name a live resource of this tenant:
+    a ConditionCheck each, in the write's own transaction."""
+    for rule in decl.references:
+        raw = val.strings(f"{rule.path}.reference")(resource)
+        if any(r.startswith(f"{rule.target}/") and val.normalize_reference(r) is None for r in raw):
+            raise _unknown_reference(decl, rule.path, rule.target)  # e.g. "Practitioner/a#b"
+        targets = {
+            r for r in val.references(rule.path)(resource) if r.startswith(f"{rule.target}/")
+        }
+        target_decl = registry.require(rule.target)
+        for ref in sorted(targets):
+            rid = ref.partition("/")[2]
+            target = address_of(tenant, target_decl, rid)
+            if target is None:
+                raise _unknown_reference(decl, rule.path, rule.target)
+            resources.stage_live_check(uow, target, f"{REFERENCE_LABEL}{rule.path}")
+
+
+def _unknown_reference(decl: ResourceType, path: str, target: str) -> Invalid:
+    return Invalid(
+        Issue("value", f"{path} does not name a known {target} of this organisation.",
+              [f"{decl.name}.{path}"])
+    )  # fmt: skip
+
+
+def _refused_reference(decl: ResourceType, failed: list[str]) -> Invalid | None:
+    for label in failed:
+        if label.startswith(REFERENCE_LABEL):
+            path = label.removeprefix(REFERENCE_LABEL)
+            rule = next(r for r in decl.references if r.path == path)
+            return _unknown_reference(decl, path, rule.target)
+    return None
 
 
 def _unknown_patient(decl: ResourceType) -> Invalid:
@@ -254,6 +294,7 @@ def _write(
     if decl.compartment is not None and a.patient_id is not None:
         patient = Address(a.tenant, "Patient", a.patient_id, a.patient_id)
         resources.stage_live_check(uow, patient, "patient")
+    _stage_reference_checks(uow, decl, a.tenant, resource)
     labels.stage(uow, a, resource, how)
     if claim is not None:
         resources.stage_claim(uow, a, claim, int(now().timestamp()) + resources.CLAIM_SECONDS)
@@ -318,6 +359,8 @@ def create(
     except TransactionCancelled as exc:
         if "patient" in exc.failed:
             raise _unknown_patient(decl) from None
+        if (refused := _refused_reference(decl, exc.failed)) is not None:
+            raise refused from None
         if "claim" in exc.failed and claim is not None:
             return Created(_claim_holder(caller, decl, claim), created=False)
         raise
@@ -483,6 +526,8 @@ def _update_at(
                 raise _failure_of(decl, current, a.resource_id, expected) from None
             if "patient" in exc.failed:
                 raise _unknown_patient(decl) from None
+            if (refused := _refused_reference(decl, exc.failed)) is not None:
+                raise refused from None
             if "labels" in exc.failed and how is LabelWrite.UNCHANGED:
                 body = labels.with_labels(clean, _stored_labels(decl, a, expected))
                 how = LabelWrite.KEPT

@@ -16,6 +16,7 @@ from functions.engine import values as v
 from functions.engine.registry import (
     SPEC,
     Change,
+    CheckedReference,
     Compartment,
     ParamType,
     ResourceType,
@@ -170,6 +171,7 @@ ENCOUNTER = register(
         profile="http://hl7.org/fhir/StructureDefinition/Encounter",
         events=_generic_events("emr.encounters", "encounter"),
         states=ENCOUNTER_STATES,
+        references=(CheckedReference("participant.individual", "Practitioner"),),
         rules=_encounter_rules,
         documentation="Status planned -> arrived -> in-progress -> finished, or cancelled "
         "before finished; other changes are 409. in-progress needs period.start, finished "
@@ -271,6 +273,7 @@ MEDICATION_REQUEST = register(
         source="emr.medications",
         compartment=_in_chart("subject", "patient", "subject"),
         profile="http://hl7.org/fhir/StructureDefinition/MedicationRequest",
+        references=(CheckedReference("requester", "Practitioner"),),
         events=_generic_events("emr.medications", "medicationrequest"),
         params=(
             _patient_ref("patient", "subject", "MedicationRequest"),

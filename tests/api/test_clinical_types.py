@@ -469,3 +469,60 @@ def test_a_search_by_patient_is_in_that_patients_trail_matched_empty_or_refused(
             ("observation.search", "denied", None),  # refused: still in the trail
         ]
     ), searches
+
+
+def _new_practitioner(api, tenant: str = "demo-clinic") -> str:  # type: ignore[no-untyped-def]
+    body = {"resourceType": "Practitioner", "name": [{"family": "Checked", "given": ["Ref"]}]}
+    r = api.http.post(
+        f"{BASE}/Practitioner", body=json.dumps(body), headers=api.headers("admin", tenant)
+    )
+    assert r.status_code == 201, r.body
+    return str(json.loads(r.body)["id"])
+
+
+@pytest.mark.parametrize("target", ["unknown", "other tenant", "deleted", "malformed"])
+def test_an_encounter_naming_no_live_practitioner_of_the_tenant_is_400(api, patients, target):  # type: ignore[no-untyped-def]
+    if target == "unknown":
+        ref = "Practitioner/01UNKNOWN00000000000000000"
+    elif target == "other tenant":
+        ref = f"Practitioner/{_new_practitioner(api, 'other-clinic')}"
+    elif target == "deleted":
+        gone = _new_practitioner(api)
+        assert (
+            api.http.delete(f"{BASE}/Practitioner/{gone}", headers=api.headers("admin")).status_code
+            == 204
+        )
+        ref = f"Practitioner/{gone}"
+    else:
+        ref = "Practitioner/not#an-id"
+    body = {**_encounter(patients["mine"]), "participant": [{"individual": {"reference": ref}}]}
+    before = len(_ids(api, KINDS[0], f"patient={patients['mine']}&_count=99"))
+    r = api.http.post(f"{BASE}/Encounter", body=json.dumps(body), headers=api.headers())
+    assert r.status_code == 400, r.body
+    assert _expression(r) == ["Encounter.participant.individual"]
+    assert len(_ids(api, KINDS[0], f"patient={patients['mine']}&_count=99")) == before
+
+
+def test_an_encounter_and_a_prescription_naming_live_practitioners_are_stored(api, patients):  # type: ignore[no-untyped-def]
+    doctor = _new_practitioner(api)
+    body = {
+        **_encounter(patients["mine"]),
+        "participant": [{"individual": {"reference": f"Practitioner/{doctor}"}}],
+    }
+    assert (
+        api.http.post(f"{BASE}/Encounter", body=json.dumps(body), headers=api.headers()).status_code
+        == 201
+    )
+    order = {
+        **_medication_request(patients["mine"]),
+        "requester": {"reference": "Practitioner/01UNKNOWN00000000000000000"},
+    }
+    r = api.http.post(
+        f"{BASE}/MedicationRequest", body=json.dumps(order), headers=api.headers("prescriber")
+    )
+    assert r.status_code == 400 and _expression(r) == ["MedicationRequest.requester"], r.body
+    order["requester"] = {"reference": f"Practitioner/{doctor}"}
+    r = api.http.post(
+        f"{BASE}/MedicationRequest", body=json.dumps(order), headers=api.headers("prescriber")
+    )
+    assert r.status_code == 201, r.body

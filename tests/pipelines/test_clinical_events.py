@@ -218,6 +218,14 @@ def _found(api, query: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped
     ]
 
 
+def _practitioner(api) -> str:  # type: ignore[no-untyped-def]
+    """A live Practitioner of the tenant (encounters may only name one)."""
+    body = {"resourceType": "Practitioner", "name": [{"family": "Tidy", "given": ["Doc"]}]}
+    r = api.http.post(f"{BASE}/Practitioner", headers=api.headers("admin"), body=json.dumps(body))
+    assert r.status_code == 201, r.body
+    return str(json.loads(r.body)["id"])
+
+
 def _encounter(pid: str, practitioner: str, day: str) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
@@ -231,7 +239,7 @@ def _encounter(pid: str, practitioner: str, day: str) -> dict[str, Any]:
 
 def test_an_update_that_drops_entry_tokens_has_them_removed_from_the_stream(api, stack, runner):
     pid = api.create(patient_body("Tidy" + uuid.uuid4().hex[:8]))["id"]
-    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    old, new = _practitioner(api), _practitioner(api)
     r = api.http.post(
         f"{BASE}/Encounter",
         headers=api.headers(),
@@ -263,7 +271,7 @@ def test_an_update_that_drops_entry_tokens_has_them_removed_from_the_stream(api,
 
 def test_an_update_that_keeps_its_tokens_leaves_every_entry_in_place(api, stack, runner):
     pid = api.create(patient_body("Keep" + uuid.uuid4().hex[:8]))["id"]
-    practitioner = uuid.uuid4().hex
+    practitioner = _practitioner(api)
     r = api.http.post(
         f"{BASE}/Encounter",
         headers=api.headers(),
