@@ -13,6 +13,7 @@ import re
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR id datatype
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # base64url HMAC tokens
+TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")  # FHIR resource type names
 
 CURRENT = "R"  # current version of a resource
 HISTORY = "H"  # one item per version
@@ -53,7 +54,6 @@ def resource_pk(tenant: str, resource_type: str, resource_id: str) -> str:
     return f"TENANT#{_tenant(tenant)}#RES#{_type(resource_type)}#{_id(resource_id)}"
 
 
-TYPE_RE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 COMPOUND = "."  # patient id, COMPOUND, own id: the id of a resource in a patient's chart
 LOCAL_ID_LENGTH = 26  # a ULID
 MAX_PATIENT_ID = 64 - len(COMPOUND) - LOCAL_ID_LENGTH
@@ -107,10 +107,6 @@ def type_list_pk(tenant: str, resource_type: str) -> str:
     """gsi1: every current resource of one type in a tenant, oldest first (ids are
     ULIDs, compound ids start with their patient's)."""
     return f"TENANT#{_tenant(tenant)}#TYPE#{_type(resource_type)}"
-
-
-def patients_list_pk(tenant: str) -> str:
-    return type_list_pk(tenant, "Patient")
 
 
 def resource_prefix(resource_type: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from functions.engine.values import Extract
+from functions.engine.values import Extract, normalize_reference
 
 if TYPE_CHECKING:
     from events.envelope import DomainEvent
@@ -62,6 +62,14 @@ class Compartment:
 
     element: str
     params: tuple[str, ...]
+    target: str = "Patient"  # the type whose chart holds the resource
+
+    def patient_in(self, reference: str, bare_id: bool = False) -> str | None:
+        """The id of the patient a reference names (`bare_id`: a plain id counts, as
+        in a search value), or None when it names none."""
+        ref = normalize_reference(reference, self.target if bare_id else None)
+        kind, _, rid = (ref or "").partition("/")
+        return rid if kind == self.target else None
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,7 @@ from functions.common.http import (
     public_view,
     read_json_body,
 )
-from functions.engine import registry, service
-from functions.engine import values as val
+from functions.engine import registry, search, service
 from functions.engine.registry import ResourceType
 from functions.engine.search import DEFAULT_COUNT, XML_FORMATS
 from models import keys
@@ -132,14 +131,12 @@ def _chart_concerns(decl: ResourceType) -> Callable[[Request, dict[str, str]], A
     that patient's trail whatever its outcome (a refusal, no match)."""
 
     def concerns(request: Request, params: dict[str, str]) -> About | None:
-        if decl.compartment is None or not request.query_params:
-            return None
         given = request.query_params
-        named = [v for p in decl.compartment.params if p in given for v in given.getlist(p)]
-        ref = val.normalize_reference(named[0], "Patient") if len(named) == 1 else None
-        if ref is None or not ref.startswith("Patient/"):
+        if decl.compartment is None or not given:
             return None
-        return decl.name, "", ref.partition("/")[2]
+        named = [(p, v) for p in decl.compartment.params if p in given for v in given.getlist(p)]
+        charts = search.charts_named(decl, *named[0]) if len(named) == 1 else None
+        return (decl.name, "", charts[0]) if charts is not None and len(charts) == 1 else None
 
     return concerns
 
@@ -225,21 +222,19 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
             return _written(ctx, done.stored, 200, location=False)
         return _written(ctx, done.stored, 201, location=True)
 
-    def search(ctx: RequestContext) -> Response:
-        _check_accept(ctx.request)
-        params = _params(ctx.request)
+    def searched(ctx: RequestContext, params: dict[str, list[str]]) -> Response:
         result = service.search_resources(ctx.caller, decl, params)
         for s in result.found:
             _loaded(ctx, decl, s)
         return fhir_response(_search_bundle(ctx, decl, params, result))
 
+    def search(ctx: RequestContext) -> Response:
+        _check_accept(ctx.request)
+        return searched(ctx, _params(ctx.request))
+
     def search_post(ctx: RequestContext) -> Response:
         _check_accept(ctx.request)
-        params = _form_params(ctx.request, decl)
-        result = service.search_resources(ctx.caller, decl, params)
-        for s in result.found:
-            _loaded(ctx, decl, s)
-        return fhir_response(_search_bundle(ctx, decl, params, result))
+        return searched(ctx, _form_params(ctx.request, decl))
 
     def read(ctx: RequestContext, resource_id: str) -> Response:
         _check_accept(ctx.request)

@@ -27,7 +27,7 @@ from typing import Any
 
 from functions.common.errors import Invalid, Issue
 from functions.engine import values as val
-from functions.engine.registry import ParamType, ResourceType, SearchParam
+from functions.engine.registry import SPEC, ParamType, ResourceType, SearchParam
 from models.blind_index import MAX_PREFIX, MIN_PREFIX, normalize_words, prefixes, token
 
 DEFAULT_COUNT, MAX_COUNT = 20, 99  # a page's audit record and trail copies: one transaction
@@ -283,10 +283,8 @@ def _token_alternative(
 
 
 def _split_prefix(value: str) -> tuple[str, str]:
-    if value[:2] in PREFIXES and len(value) > 2 and not value[:2].isdigit():
+    if value[:2] == "ap" or (value[:2] in PREFIXES and len(value) > 2):
         return value[:2], value[2:]
-    if value[:2] == "ap":
-        return "ap", value[2:]
     return "eq", value
 
 
@@ -419,14 +417,12 @@ def _split_or(raw: str) -> list[str]:
     return parts
 
 
-ID_PARAM = SearchParam(
-    "_id", ParamType.TOKEN, val.resource_id, f"{'http://hl7.org/fhir/SearchParameter/'}Resource-id"
-)
+ID_PARAM = SearchParam("_id", ParamType.TOKEN, val.resource_id, f"{SPEC}Resource-id")
 LAST_UPDATED = SearchParam(
     "_lastUpdated",
     ParamType.DATE,
     val.last_updated,
-    "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+    f"{SPEC}Resource-lastUpdated",
     sortable=True,
 )
 
@@ -530,7 +526,7 @@ def _add_ids(query: Query, name: str, modifier: str, raw: str) -> None:
 def _add_criterion(query: Query, param: SearchParam, name: str, modifier: str, raw: str) -> None:
     alternatives = _alternatives(query.decl, param, name, modifier, raw)
     query.criteria.append(Criterion(name, param, alternatives))
-    charts = _charts_of(query.decl, param, raw)
+    charts = charts_named(query.decl, param.name, raw)
     if charts is not None and len(charts) == 1:
         query.chart, query.charts = charts[0], None
     elif charts is not None and query.chart is None:
@@ -544,17 +540,17 @@ def _id_alternative(wanted: str) -> Alternative:
 MAX_CHARTS = 10  # `patient=a,b,...`: one Query per chart, up to this many
 
 
-def _charts_of(decl: ResourceType, param: SearchParam, raw: str) -> list[str] | None:
-    """The patients a compartment parameter names (one chart Query each), or None
-    when it names none or more than MAX_CHARTS (the criterion then filters)."""
-    if decl.compartment is None or param.name not in decl.compartment.params:
+def charts_named(decl: ResourceType, param_name: str, raw: str) -> list[str] | None:
+    """The patients a compartment parameter's value names (one chart Query each), or
+    None when it names none or more than MAX_CHARTS (the criterion then filters)."""
+    if decl.compartment is None or param_name not in decl.compartment.params:
         return None
     found = []
     for value in _split_or(raw):
-        ref = val.normalize_reference(value, "Patient")
-        if ref is None or not ref.startswith("Patient/"):
+        patient_id = decl.compartment.patient_in(value, bare_id=True)
+        if patient_id is None:
             return None
-        found.append(ref.partition("/")[2])
+        found.append(patient_id)
     unique = list(dict.fromkeys(found))
     return unique if 0 < len(unique) <= MAX_CHARTS else None
 

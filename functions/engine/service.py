@@ -96,25 +96,25 @@ def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
     assert decl.compartment is not None
     element = decl.compartment.element
     where = f"{decl.name}.{element}"
+    target = decl.compartment.target
     ref = body.get(element)
     text = ref.get("reference") if isinstance(ref, dict) else None
-    if isinstance(text, str) and "://" in text and not _ours(text):
+    if isinstance(text, str) and "://" in text and not _ours(text, target):
         raise Invalid(
-            Issue("value", f"{element} must reference a Patient of this server "
-                  "(Patient/<id>).", [where])
+            Issue("value", f"{element} must reference a {target} of this server "
+                  f"({target}/<id>).", [where])
         )  # fmt: skip
-    found = val.normalize_reference(text) if isinstance(text, str) else None
-    if found is None or not found.startswith("Patient/"):
-        raise Invalid(Issue("required", f"{element} must reference the Patient.", [where]))
-    patient_id = found.partition("/")[2]
+    patient_id = decl.compartment.patient_in(text) if isinstance(text, str) else None
+    if patient_id is None:
+        raise Invalid(Issue("required", f"{element} must reference the {target}.", [where]))
     if not keys.valid_id(patient_id) or len(patient_id) > keys.MAX_PATIENT_ID:
-        raise Invalid(Issue("value", f"{element} does not name a known Patient.", [where]))
+        raise Invalid(Issue("value", f"{element} does not name a known {target}.", [where]))
     return patient_id
 
 
-def _ours(url: str) -> bool:
+def _ours(url: str, target: str) -> bool:
     """An absolute reference into this server (its configured public base URL)."""
-    return url.startswith(api_settings().public_base_url + "/Patient/")
+    return url.startswith(f"{api_settings().public_base_url}/{target}/")
 
 
 REFERENCE_LABEL = "reference:"  # + the element's path, in a cancelled transaction
@@ -292,8 +292,8 @@ def _write(
     uow = UnitOfWork()
     resources.stage_version(uow, new, expected, from_states)
     if decl.compartment is not None and a.patient_id is not None:
-        patient = Address(a.tenant, "Patient", a.patient_id, a.patient_id)
-        resources.stage_live_check(uow, patient, "patient")
+        owner = Address(a.tenant, decl.compartment.target, a.patient_id, a.patient_id)
+        resources.stage_live_check(uow, owner, "patient")
     _stage_reference_checks(uow, decl, a.tenant, resource)
     labels.stage(uow, a, resource, how)
     if claim is not None:

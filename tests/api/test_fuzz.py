@@ -340,7 +340,7 @@ class Table:
         patients = self._count(
             IndexName="gsi1",
             KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": keys.patients_list_pk(TENANT)}},
+            ExpressionAttributeValues={":pk": {"S": keys.type_list_pk(TENANT, "Patient")}},
         )
         partition = self._count(
             KeyConditionExpression="pk = :pk",

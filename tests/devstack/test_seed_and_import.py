@@ -95,7 +95,7 @@ BRING_UP_TWICE = textwrap.dedent(
         pages = ddb.get_paginator("query").paginate(
             TableName=local.table_name, IndexName="gsi1",
             KeyConditionExpression="gsi1pk = :p",
-            ExpressionAttributeValues={":p": {"S": keys.patients_list_pk(tenant)}},
+            ExpressionAttributeValues={":p": {"S": keys.type_list_pk(tenant, "Patient")}},
         )
         patients[tenant] = sum(page["Count"] for page in pages)
     pools = len(cognito.list_user_pools(MaxResults=60)["UserPools"])

@@ -17,7 +17,7 @@ def test_every_key_starts_with_the_tenant():
     t = "demo-clinic"
     for built in (
         keys.patient_pk(t, "p1"),
-        keys.patients_list_pk(t),
+        keys.type_list_pk(t, "Patient"),
         keys.search_pk(t, "A" * 22),
         keys.audit_patient_pk(t, "p1"),
         keys.audit_tenant_pk(t, "2026-01-01"),
