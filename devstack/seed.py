@@ -62,7 +62,7 @@ def id_token(cognito: Any, pool_id: str, client_id: str, role: str, tenant: str)
 
 def seed_practitioners() -> dict[str, int]:
     """One Practitioner per demo user, found by `identifier=<USER_SYSTEM>|<username>`."""
-    from devstack.importer import _existing
+    from devstack.importer import existing_id
     from functions.common.caller import system_caller
     from functions.engine import registry, service
     from functions.engine.directory import USER_SYSTEM
@@ -74,7 +74,7 @@ def seed_practitioners() -> dict[str, int]:
         created[tenant] = 0
         for role in ROLES:
             name = username(role, tenant)
-            if _existing(tenant, "Practitioner", f"{USER_SYSTEM}|{name}"):
+            if existing_id(tenant, "Practitioner", f"{USER_SYSTEM}|{name}"):
                 continue
             body = {
                 "resourceType": "Practitioner",
