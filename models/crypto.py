@@ -120,10 +120,21 @@ class DataKeyCache:
 class Envelope:
     """Seals and opens bodies; one instance per process (see `envelope()`)."""
 
-    def __init__(self, kms: KmsClient, key_id: str, cache: DataKeyCache) -> None:
+    def __init__(
+        self,
+        kms: KmsClient,
+        key_id: str,
+        cache: DataKeyCache,
+        class_key_ids: dict[str, str] | None = None,
+    ) -> None:
         self._kms = kms
         self._key_id = key_id
+        self._class_key_ids = dict(class_key_ids or {})
         self.cache = cache
+
+    def key_id(self, data_class: str) -> str:
+        """The KMS key of a data class: its own where it has one, else the data key."""
+        return self._class_key_ids.get(data_class, self._key_id)
 
     @staticmethod
     def _context(tenant: str, data_class: str) -> dict[str, str]:
@@ -134,7 +145,7 @@ class Envelope:
         if cached is not None:
             return cached
         resp = self._kms.generate_data_key(
-            KeyId=self._key_id,
+            KeyId=self.key_id(data_class),
             KeySpec="AES_256",
             EncryptionContext=self._context(tenant, data_class),
         )
@@ -164,7 +175,7 @@ class Envelope:
         try:
             resp = self._kms.decrypt(
                 CiphertextBlob=edk,
-                KeyId=self._key_id,
+                KeyId=self.key_id(data_class),
                 EncryptionContext=self._context(tenant, data_class),
             )
         except ClientError as exc:  # InvalidCiphertextException: wrong tenant or class
@@ -199,5 +210,5 @@ def envelope() -> Envelope:
 
                 s = storage_settings()
                 cache = DataKeyCache(s.data_key_max_age_s, s.data_key_max_uses)
-                _envelope = Envelope(client("kms"), s.data_key_id, cache)
+                _envelope = Envelope(client("kms"), s.data_key_id, cache, s.class_key_ids)
     return _envelope

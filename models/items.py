@@ -138,3 +138,23 @@ class TenantKeyItem(TableItem, discriminator="tenant-key"):
     purpose = UnicodeAttribute()
     encrypted_key = BinaryAttribute(legacy_encoding=False)
     created_at = UnicodeAttribute()
+
+
+class ChartEntryItem(TableItem, discriminator="chart"):
+    """A summary in a patient's chart (docs/adr/0008-the-chart-in-one-query.md):
+    header fields of an active problem, a medication, a flag, a score or a note,
+    sealed like bodies under the data class of what it summarises."""
+
+    tenant = UnicodeAttribute()
+    patient_id = UnicodeAttribute()
+    key = UnicodeAttribute()
+    data_class = UnicodeAttribute()
+    body = BinaryAttribute(legacy_encoding=False)
+    seq = NumberAttribute(null=True)  # position in a ring (note headers, scores)
+
+
+class CounterItem(TableItem, discriminator="counter"):
+    """How many entries a chart ring has had: the next one takes slot value % size."""
+
+    tenant = UnicodeAttribute()
+    value = NumberAttribute()

@@ -65,22 +65,41 @@ def _type(resource_type: str) -> str:
     return resource_type
 
 
-def compound_id(patient_id: str, local_id: str) -> str:
+MARKERS = frozenset("p")  # lowercase: never a ULID character (Crockford base32 is uppercase)
+
+
+def compound_id(patient_id: str, local_id: str, marker: str = "") -> str:
     """The id of a resource in a patient's chart names the patient, so that a read
-    by id alone finds its partition (docs/adr/0007-addressing-and-keys.md)."""
-    if len(patient_id) > MAX_PATIENT_ID or len(local_id) != LOCAL_ID_LENGTH:
+    by id alone finds its partition (docs/adr/0007-addressing-and-keys.md). A
+    separately stored variant of a type (psychotherapy notes) puts its one-letter
+    marker before the ULID, so the id also names its key range."""
+    if len(patient_id) > MAX_PATIENT_ID - len(marker) or len(local_id) != LOCAL_ID_LENGTH:
         raise KeyError_("id")
-    return _id(f"{_id(patient_id)}{COMPOUND}{local_id}")
+    if marker and marker not in MARKERS:
+        raise KeyError_("marker")
+    return _id(f"{_id(patient_id)}{COMPOUND}{marker}{local_id}")
+
+
+def _split(resource_id: str) -> tuple[str, str, str] | None:
+    if not ID_RE.match(resource_id):
+        return None
+    patient_id, sep, local = resource_id.rpartition(COMPOUND)
+    marker = local[0] if len(local) == LOCAL_ID_LENGTH + 1 and local[0] in MARKERS else ""
+    if not sep or len(local) - len(marker) != LOCAL_ID_LENGTH or not ID_RE.match(patient_id):
+        return None
+    return patient_id, marker, local[len(marker):]
 
 
 def patient_of(resource_id: str) -> str | None:
     """The patient named by a compound id, or None when `resource_id` is not one."""
-    if not ID_RE.match(resource_id):
-        return None
-    patient_id, sep, local = resource_id.rpartition(COMPOUND)
-    if not sep or len(local) != LOCAL_ID_LENGTH or not ID_RE.match(patient_id):
-        return None
-    return patient_id
+    parts = _split(resource_id)
+    return parts[0] if parts else None
+
+
+def marker_of(resource_id: str) -> str:
+    """The variant marker of a compound id ("" for none, or not a compound id)."""
+    parts = _split(resource_id)
+    return parts[1] if parts else ""
 
 
 def resource_sk(resource_type: str, resource_id: str) -> str:
@@ -172,3 +191,26 @@ OUTBOX_SK = "EVENT"
 
 def tenant_key_sk(purpose: str) -> str:
     return f"KEY#{purpose}"
+
+
+CHART = "C"  # chart entries (docs/adr/0008): summaries the chart Query reads, nothing else
+COUNTER = "K"  # slot counters of the chart's rings, outside the chart's range
+CHART_KEY_RE = re.compile(r"^[0-9]#[A-Za-z0-9#.\-]{1,150}$")
+COUNTER_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,62}$")
+
+
+def chart_sk(key: str) -> str:
+    """`C#<section digit>#...`: the chart Query reads `C#` to `C$`, never bodies."""
+    if not CHART_KEY_RE.match(key):
+        raise KeyError_("chart key")
+    return f"{CHART}#{key}"
+
+
+def chart_range() -> tuple[str, str]:
+    return f"{CHART}#", f"{CHART}$"
+
+
+def counter_sk(name: str) -> str:
+    if not COUNTER_RE.match(name):
+        raise KeyError_("counter")
+    return f"{COUNTER}#{name}"

@@ -107,6 +107,31 @@ class CheckedReference:
     target: str  # e.g. "Practitioner"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A separately stored class of a FHIR type (e.g. psychotherapy notes among
+    DocumentReferences): its own declaration (storage name, data class, key range,
+    search tokens, policy rows), served on the FHIR type's routes. The variant's ids
+    carry `marker` after the patient (`<patient>.<marker><ulid>`), so a read by id
+    goes straight to its range; `selects(body)` says whether a body belongs to it
+    and `named(params)` whether a search asks for it. A caller the variant's own
+    policy row does not admit gets 404, never 403: its existence is not disclosed."""
+
+    of: str  # the FHIR type, e.g. "DocumentReference"
+    marker: str  # one letter, see models/keys.py
+    selects: Callable[[dict[str, Any]], bool]
+    named: Callable[[dict[str, list[str]]], bool]
+
+
+@dataclass(frozen=True)
+class ChartEntry:
+    """What a resource puts in its patient's chart (docs/adr/0008): a small sealed
+    summary under `C#<key>`, or None to take its entry away (resolved, stopped)."""
+
+    key: str  # e.g. "1#Condition#<id>"; models/chart.py builds the sort key
+    summary: dict[str, Any] | None
+
+
 class Change(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
@@ -118,6 +143,8 @@ Rules = Callable[[dict[str, Any]], list["Issue"]]
 # delete) and raises an ApiError to refuse the change (e.g. "locked once signed").
 Guard = Callable[["Stored | None", "dict[str, Any] | None"], None]
 EventFactory = Callable[[Change, dict[str, Any]], "DomainEvent"]
+# What a version puts in the chart: (resource id, body or None when deleted) -> entries.
+ChartView = Callable[[str, "dict[str, Any] | None"], list[ChartEntry]]
 
 
 @dataclass(frozen=True)
@@ -133,6 +160,9 @@ class ResourceType:
     states: StateMachine | None = None
     references: tuple[CheckedReference, ...] = ()
     events: EventFactory | None = None
+    chart: ChartView | None = None
+    variant: Variant | None = None
+    routed: bool = True  # False: served by a workflow's own routes only
     documentation: str = ""
     profile: str = ""
     max_entries: int = 90  # a write must fit one transaction (100 items)
@@ -156,6 +186,11 @@ class ResourceType:
     @property
     def in_chart(self) -> bool:
         return self.is_patient or self.compartment is not None
+
+    @property
+    def fhir_type(self) -> str:
+        """The FHIR resourceType of its bodies (a variant's is the type it belongs to)."""
+        return self.variant.of if self.variant is not None else self.name
 
 
 _REGISTRY: dict[str, ResourceType] = {}
@@ -186,5 +221,40 @@ def require(name: str) -> ResourceType:
 
 
 def all_types() -> list[ResourceType]:
+    """Every declaration, variants included."""
     _load()
     return list(_REGISTRY.values())
+
+
+def fhir_types() -> list[ResourceType]:
+    """The declarations served on their own FHIR routes (no variants)."""
+    return [d for d in all_types() if d.variant is None and d.routed]
+
+
+def variants_of(fhir_type: str) -> list[ResourceType]:
+    return [d for d in all_types() if d.variant is not None and d.variant.of == fhir_type]
+
+
+def for_id(decl: ResourceType, resource_id: str) -> ResourceType:
+    """The declaration that stores `resource_id` among `decl`'s FHIR type."""
+    from models import keys
+
+    marker = keys.marker_of(resource_id)
+    for v in variants_of(decl.fhir_type) if marker else ():
+        if v.variant is not None and v.variant.marker == marker:
+            return v
+    return decl
+
+
+def for_body(decl: ResourceType, body: dict[str, Any]) -> ResourceType:
+    for v in variants_of(decl.fhir_type):
+        if v.variant is not None and v.variant.selects(body):
+            return v
+    return decl
+
+
+def for_search(decl: ResourceType, params: dict[str, list[str]]) -> ResourceType:
+    for v in variants_of(decl.fhir_type):
+        if v.variant is not None and v.variant.named(params):
+            return v
+    return decl

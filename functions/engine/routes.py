@@ -32,6 +32,7 @@ from functions.common.errors import (
     Issue,
     MethodNotAllowed,
     NotAcceptable,
+    NotFound,
     UnsupportedMediaType,
     operation_outcome,
 )
@@ -87,10 +88,9 @@ def _prefer(request: Request) -> str:
 
 
 def _headers(ctx: RequestContext, stored: Stored, location: bool = False) -> dict[str, str]:
-    a = stored.address
     headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": http_date(stored.last_updated)}
     if location:
-        headers["Location"] = f"{ctx.base_url}/{a.reference}/_history/{stored.version}"
+        headers["Location"] = f"{ctx.base_url}/{_ref(stored)}/_history/{stored.version}"
     return headers
 
 
@@ -100,15 +100,44 @@ def _written(ctx: RequestContext, stored: Stored, status: int, location: bool) -
     if prefer == "minimal":
         return fhir_response(None, status, headers)
     if prefer == "OperationOutcome":
-        done = Issue("informational", f"{stored.address.reference} stored as version "
+        done = Issue("informational", f"{_ref(stored)} stored as version "
                      f"{stored.version}.", severity="information")  # fmt: skip
         return fhir_response(operation_outcome([done]), status, headers)
     return fhir_response(stored.resource, status, headers)
 
 
+def _ref(stored: Stored) -> str:
+    """`<FHIR type>/<id>`: a variant's bodies are of the type it belongs to."""
+    body_type = (stored.resource or {}).get("resourceType")
+    kind = body_type if isinstance(body_type, str) else stored.address.resource_type
+    return f"{kind}/{stored.address.resource_id}"
+
+
+def admit(ctx: RequestContext, decl: ResourceType, op: Op, about_id: bool) -> None:
+    """A variant's own policy row, once the request shows it is about one (its id,
+    body or search criteria): refused requests about an id get 404, so that the
+    existence of, e.g., a psychotherapy note is never disclosed; a refused create or
+    search gets 403."""
+    if decl.variant is None or allowed(ctx.principal, Permission(decl.fhir_type,
+                                                                 decl.data_class, op)):
+        return
+    if about_id:
+        raise NotFound(Issue("not-found", f"{decl.fhir_type} is not known.",
+                             [f"{decl.fhir_type}.id"]))  # fmt: skip
+    from functions.common.authz import authorize
+
+    authorize(ctx.principal, Permission(decl.fhir_type, decl.data_class, op))
+
+
+def by_id(ctx: RequestContext, decl: ResourceType, resource_id: str, op: Op) -> ResourceType:
+    target = registry.for_id(decl, resource_id)
+    admit(ctx, target, op, about_id=True)
+    return target
+
+
 def _loaded(ctx: RequestContext, decl: ResourceType, stored: Stored) -> Stored:
     if stored.resource is not None:
-        check_loaded(ctx.principal, decl.name, decl.data_class, stored.resource)
+        check_loaded(ctx.principal, decl.fhir_type, decl.data_class, stored.resource)
     return stored
 
 
@@ -121,7 +150,7 @@ def _concerns(decl: ResourceType) -> Callable[[Request, dict[str, str]], About |
     def concerns(request: Request, params: dict[str, str]) -> About | None:
         rid = params["resource_id"]
         patient = rid if decl.is_patient else keys.patient_of(rid) if decl.compartment else None
-        return decl.name, rid, patient
+        return registry.for_id(decl, rid).name, rid, patient
 
     return concerns
 
@@ -153,7 +182,7 @@ def _search_bundle(
 ) -> dict[str, Any]:
     entries = [
         {
-            "fullUrl": f"{ctx.base_url}/{s.address.reference}",
+            "fullUrl": f"{ctx.base_url}/{_ref(s)}",
             "resource": s.resource,
             "search": {"mode": "match"},
         }
@@ -162,11 +191,12 @@ def _search_bundle(
     paging = ("_cursor", "_offset")
     kept = [(k, v) for k, vs in sorted(params.items()) if k not in paging for v in vs]
     current = [(k, params[k][0]) for k in paging if k in params]
-    links = {"self": link(ctx.base_url, decl.name, [*kept, *current])}
+    t = decl.fhir_type
+    links = {"self": link(ctx.base_url, t, [*kept, *current])}
     if result.next_cursor:
-        links["next"] = link(ctx.base_url, decl.name, [*kept, ("_cursor", result.next_cursor)])
+        links["next"] = link(ctx.base_url, t, [*kept, ("_cursor", result.next_cursor)])
     elif result.next_offset is not None:
-        links["next"] = link(ctx.base_url, decl.name, [*kept, ("_offset", str(result.next_offset))])
+        links["next"] = link(ctx.base_url, t, [*kept, ("_offset", str(result.next_offset))])
     out = bundle("searchset", entries, links)
     if result.total is not None:
         out = {**out, "total": result.total}
@@ -201,7 +231,7 @@ def _named(fn: Callable[..., Response], name: str) -> Callable[..., Response]:
 
 
 def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per interaction)
-    t, dc, lower = decl.name, decl.data_class, decl.name.lower()
+    t, dc, lower = decl.fhir_type, decl.data_class, decl.fhir_type.lower()
     base = f"/fhir/R4/{t}"
     concerns = _concerns(decl)
 
@@ -215,18 +245,22 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         general = ("_format", "_pretty")  # apply to every interaction: not criteria
         in_url = {k: v for k, v in _params(ctx.request).items() if k not in general}
         criteria = _criteria(header, "If-None-Exist") if header else in_url
-        may_label = allowed(ctx.principal, perm(Op.LABEL))
-        done = service.create(ctx.caller, decl, body, may_label, criteria or None)
+        target = registry.for_body(decl, body)
+        admit(ctx, target, Op.CREATE, about_id=False)
+        may_label = allowed(ctx.principal, Permission(t, target.data_class, Op.LABEL))
+        done = service.create(ctx.caller, target, body, may_label, criteria or None)
         if not done.created:
-            _loaded(ctx, decl, done.stored)
+            _loaded(ctx, target, done.stored)
             return _written(ctx, done.stored, 200, location=False)
         return _written(ctx, done.stored, 201, location=True)
 
     def searched(ctx: RequestContext, params: dict[str, list[str]]) -> Response:
-        result = service.search_resources(ctx.caller, decl, params)
+        target = registry.for_search(decl, params)
+        admit(ctx, target, Op.SEARCH, about_id=False)
+        result = service.search_resources(ctx.caller, target, params)
         for s in result.found:
-            _loaded(ctx, decl, s)
-        return fhir_response(_search_bundle(ctx, decl, params, result))
+            _loaded(ctx, target, s)
+        return fhir_response(_search_bundle(ctx, target, params, result))
 
     def search(ctx: RequestContext) -> Response:
         _check_accept(ctx.request)
@@ -238,19 +272,21 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
 
     def read(ctx: RequestContext, resource_id: str) -> Response:
         _check_accept(ctx.request)
-        stored = _loaded(ctx, decl, service.read(ctx.caller, decl, resource_id))
+        target = by_id(ctx, decl, resource_id, Op.READ)
+        stored = _loaded(ctx, target, service.read(ctx.caller, target, resource_id))
         return fhir_response(stored.resource, 200, _headers(ctx, stored))
 
     def update(ctx: RequestContext, resource_id: str) -> Response:
         _check_accept(ctx.request)
         body = read_json_body(ctx.request)
-        may_label = allowed(ctx.principal, perm(Op.LABEL))
+        target = by_id(ctx, decl, resource_id, Op.UPDATE)
+        may_label = allowed(ctx.principal, Permission(t, target.data_class, Op.LABEL))
         if_match = ctx.request.headers.get("if-match")
-        stored = service.update(ctx.caller, decl, resource_id, body, if_match, may_label)
+        stored = service.update(ctx.caller, target, resource_id, body, if_match, may_label)
         return _written(ctx, stored, 200, location=False)
 
     def delete(ctx: RequestContext, resource_id: str) -> Response:
-        service.delete(ctx.caller, decl, resource_id)
+        service.delete(ctx.caller, by_id(ctx, decl, resource_id, Op.DELETE), resource_id)
         return fhir_response(None, 204)
 
     def history(ctx: RequestContext, resource_id: str) -> Response:
@@ -264,14 +300,16 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         before = service.parse_before_version(decl, params.get("_before_version", [None])[0])
         since = service.parse_since(decl, params.get("_since", [None])[0])
         kept = [("_count", str(count))] + ([("_since", since)] if since else [])
-        found, next_before = service.history(ctx.caller, decl, resource_id, count, before, since)
+        target = by_id(ctx, decl, resource_id, Op.HISTORY)
+        found, next_before = service.history(ctx.caller, target, resource_id, count, before,
+                                             since)  # fmt: skip
         reference = f"{t}/{resource_id}"
         items = [
             history_entry(ctx.base_url, reference, s.version, s.last_updated, s.resource)
             for s in found
         ]
         for s in found:
-            _loaded(ctx, decl, s)
+            _loaded(ctx, target, s)
         links = {"self": link(ctx.base_url, f"{reference}/_history", kept)}
         if next_before:
             links["next"] = link(
@@ -285,8 +323,9 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
 
     def vread(ctx: RequestContext, resource_id: str, version_id: str) -> Response:
         _check_accept(ctx.request)
-        stored = service.read_version(ctx.caller, decl, resource_id, version_id)
-        return fhir_response(_loaded(ctx, decl, stored).resource, 200, _headers(ctx, stored))
+        target = by_id(ctx, decl, resource_id, Op.HISTORY)
+        stored = service.read_version(ctx.caller, target, resource_id, version_id)
+        return fhir_response(_loaded(ctx, target, stored).resource, 200, _headers(ctx, stored))
 
     def add(path: str, methods: list[str], view: Callable[..., Response], op: Op,
             about: Any = concerns) -> None:  # fmt: skip
@@ -310,7 +349,7 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
 
 
 def _method_routes(decl: ResourceType, base: str) -> None:
-    lower = decl.name.lower()
+    lower = decl.fhir_type.lower()
     other = ["POST", "PUT", "DELETE", "PATCH"]
     table = [
         (base, ["PUT", "DELETE", "PATCH"], "GET, POST"),
@@ -330,5 +369,5 @@ def _method_routes(decl: ResourceType, base: str) -> None:
         )
 
 
-for _declaration in registry.all_types():
+for _declaration in registry.fhir_types():
     add_routes(_declaration)

@@ -36,7 +36,7 @@ from models.clock import iso, new_id, now
 from models.resources import Address, NewVersion, Stored
 from models.uow import TransactionCancelled, UnitOfWork, WriteTooLarge
 
-MAX_ENTRY_DELETES_IN_TX = 90  # + tombstone, history, labels, audit, outbox <= DynamoDB's 100
+MAX_ENTRY_DELETES_IN_TX = 88  # + tombstone, history, labels, chart entry, audit, outbox <= 100
 BLIND_UPDATE_ATTEMPTS = 3  # updates without If-Match: last writer wins, retried on a race
 READ_PAGE = 200  # items per Query page when a search reads its whole match set
 
@@ -52,7 +52,8 @@ def address_of(tenant: str, decl: ResourceType, resource_id: str) -> Address | N
         return Address(tenant, decl.name, resource_id, resource_id)
     if decl.compartment is not None:
         patient_id = keys.patient_of(resource_id)
-        if patient_id is None:
+        marker = decl.variant.marker if decl.variant is not None else ""
+        if patient_id is None or keys.marker_of(resource_id) != marker:
             return None
         return Address(tenant, decl.name, resource_id, patient_id)
     return Address(tenant, decl.name, resource_id, None)
@@ -84,7 +85,7 @@ def _with_meta(
 ) -> dict[str, Any]:
     meta = {**(body.get("meta") or {}), "versionId": str(v), "lastUpdated": at}
     return {
-        "resourceType": decl.name,
+        "resourceType": decl.fhir_type,
         "id": rid,
         "meta": meta,
         **{k: x for k, x in body.items() if k not in ("resourceType", "id", "meta")},
@@ -268,6 +269,57 @@ def _check_transition(decl: ResourceType, before: Stored | None, after: str | No
         raise _refused_transition(decl, was, after)
 
 
+def _stage(
+    uow: UnitOfWork,
+    caller: Caller,
+    decl: ResourceType,
+    a: Address,
+    body: dict[str, Any],
+    version: int,
+    expected: int | None,
+    how: LabelWrite,
+    claim: str | None = None,
+) -> Stored:
+    """Stage one version of one resource (no audit record, no commit): the current
+    and history items, search entries, state MAC, chart entries, the checks that
+    its patient and checked references are live, its labels MAC and its event.
+    `claim`: the keyed MAC of a conditional create's criteria, claimed in the same
+    transaction (models/resources.py, `stage_claim`)."""
+    at = iso(now())
+    resource = _with_meta(decl, body, a.resource_id, version, at)
+    toks = search.index(decl, blind_index.tenant_key(a.tenant), resource)
+    status = _status(decl, resource)
+    state = _state_mac(a, decl, status) if status is not None else None
+    from_states = None
+    if status is not None and decl.states is not None and expected is not None:
+        from_states = _macs(a, decl, decl.states.predecessors(status))
+    new = NewVersion(a, version, at, decl.data_class, resource, toks.entries, toks.all, state)
+    resources.stage_version(uow, new, expected, from_states)
+    if decl.compartment is not None and a.patient_id is not None:
+        owner = Address(a.tenant, decl.compartment.target, a.patient_id, a.patient_id)
+        resources.stage_live_check(uow, owner, "patient")
+    _stage_reference_checks(uow, decl, a.tenant, resource)
+    _stage_chart(uow, decl, a, resource)
+    labels.stage(uow, a, resource, how)
+    if claim is not None:
+        resources.stage_claim(uow, a, claim, int(now().timestamp()) + resources.CLAIM_SECONDS)
+    change = Change.CREATED if expected is None else Change.UPDATED
+    _stage_event(uow, caller, decl, change, a, version)
+    return Stored(a, version, at, resource, toks.entries)
+
+
+def _stage_chart(
+    uow: UnitOfWork, decl: ResourceType, a: Address, resource: dict[str, Any] | None
+) -> None:
+    """The resource's chart entries (docs/adr/0008), in the write's own transaction."""
+    if decl.chart is None or a.patient_id is None:
+        return
+    from models import chart
+
+    for entry in decl.chart(a.resource_id, resource):
+        chart.stage_entry(uow, a.tenant, a.patient_id, entry.key, decl.data_class, entry.summary)
+
+
 def _write(
     caller: Caller,
     decl: ResourceType,
@@ -278,39 +330,80 @@ def _write(
     how: LabelWrite,
     claim: str | None = None,
 ) -> Stored:
-    """`claim`: the keyed MAC of a conditional create's criteria, claimed in the
-    same transaction (models/resources.py, `stage_claim`)."""
-    at = iso(now())
-    resource = _with_meta(decl, body, a.resource_id, version, at)
-    toks = search.index(decl, blind_index.tenant_key(a.tenant), resource)
-    status = _status(decl, resource)
-    state = _state_mac(a, decl, status) if status is not None else None
-    from_states = None
-    if status is not None and decl.states is not None and expected is not None:
-        from_states = _macs(a, decl, decl.states.predecessors(status))
-    new = NewVersion(a, version, at, decl.data_class, resource, toks.entries, toks.all, state)
     uow = UnitOfWork()
-    resources.stage_version(uow, new, expected, from_states)
-    if decl.compartment is not None and a.patient_id is not None:
-        owner = Address(a.tenant, decl.compartment.target, a.patient_id, a.patient_id)
-        resources.stage_live_check(uow, owner, "patient")
-    _stage_reference_checks(uow, decl, a.tenant, resource)
-    labels.stage(uow, a, resource, how)
-    if claim is not None:
-        resources.stage_claim(uow, a, claim, int(now().timestamp()) + resources.CLAIM_SECONDS)
+    stored = _stage(caller=caller, uow=uow, decl=decl, a=a, body=body, version=version,
+                    expected=expected, how=how, claim=claim)  # fmt: skip
     caller.touched(decl.name, a.resource_id, a.patient_id, version)
     caller.stage_audit(uow, 201 if expected is None else 200)
-    change = Change.CREATED if expected is None else Change.UPDATED
-    _stage_event(uow, caller, decl, change, a, version)
     _commit(decl, uow, caller.token())
     caller.committed()
-    return Stored(a, version, at, resource, toks.entries)
+    return stored
+
+
+# ----------------------------------------------------------------- composed writes
+# A workflow's state change (sign a note, score a questionnaire) writes several
+# resources in one transaction: it stages each with these, then `commit`s once.
+
+
+def stage_create(
+    uow: UnitOfWork, caller: Caller, decl: ResourceType, body: dict[str, Any]
+) -> Stored:
+    """Validate and stage a new resource (no labels of the caller's: the workflow
+    decides its bodies). Raises 400/409 as `create` would."""
+    clean = _validated(decl, body, None, may_label=False)
+    for guard in decl.guards:
+        guard(None, clean)
+    status = _status(decl, clean)
+    if status is not None and decl.states is not None and status not in decl.states.initial:
+        raise _refused_transition(decl, None, status)
+    a = _new_address(caller.tenant, decl, clean)
+    return _stage(uow, caller, decl, a, clean, 1, None, LabelWrite.SET)
+
+
+def stage_replace(
+    uow: UnitOfWork, caller: Caller, decl: ResourceType, current: Stored, body: dict[str, Any]
+) -> Stored:
+    """Stage the next version of a resource read as `current`: conditional on it
+    still being that version (and, with a state machine, on the allowed status
+    change). The workflow's operation is the rule here: the type's write guards
+    (e.g. "a signed note is locked") are not run. Labels are kept."""
+    a = current.address
+    clean = validate_resource(decl.fhir_type, body, path_id=a.resource_id, rules=decl.rules)
+    kept = labels.of(current.resource or {})
+    _check_transition(decl, current, _status(decl, clean))
+    return _stage(uow, caller, decl, a, labels.with_labels(clean, kept), current.version + 1,
+                  current.version, LabelWrite.KEPT)  # fmt: skip
+
+
+def commit(caller: Caller, decl: ResourceType, uow: UnitOfWork, status: int) -> None:
+    """Commit a composed write with the request's audit record: one TransactWriteItems.
+    A resource that changed meanwhile is a 409 (read it again and retry); an unknown
+    patient or reference a 400, as for single writes."""
+    caller.stage_audit(uow, status)
+    try:
+        _commit(decl, uow, caller.token())
+    except TransactionCancelled as exc:
+        if "patient" in exc.failed:
+            raise _unknown_patient(decl) from None
+        if (refused := _refused_reference(decl, exc.failed)) is not None:
+            raise refused from None
+        raise Conflict(
+            Issue("conflict", f"The {decl.fhir_type} changed while this was saved; read it "
+                  "again and retry.", [decl.fhir_type])
+        ) from None  # fmt: skip
+    caller.committed()
+
+
+def read_for_change(caller: Caller, decl: ResourceType, resource_id: str) -> Stored:
+    """The current version of a resource a workflow operation is about to change
+    (404/410 otherwise); the caller's audit record names it."""
+    return read(caller, decl, resource_id)
 
 
 def _validated(
     decl: ResourceType, body: dict[str, Any], path_id: str | None, may_label: bool
 ) -> dict[str, Any]:
-    clean = validate_resource(decl.name, body, path_id=path_id, rules=decl.rules)
+    clean = validate_resource(decl.fhir_type, body, path_id=path_id, rules=decl.rules)
     return clean if may_label else labels.with_labels(clean, [])
 
 
@@ -374,7 +467,9 @@ def _new_address(tenant: str, decl: ResourceType, clean: dict[str, Any]) -> Addr
         return Address(tenant, decl.name, rid, rid)
     if decl.compartment is not None:
         patient_id = _patient_named(decl, clean)
-        return Address(tenant, decl.name, keys.compound_id(patient_id, new_id()), patient_id)
+        marker = decl.variant.marker if decl.variant is not None else ""
+        local = keys.compound_id(patient_id, new_id(), marker)
+        return Address(tenant, decl.name, local, patient_id)
     return Address(tenant, decl.name, new_id(), None)
 
 
@@ -470,7 +565,7 @@ def update(
             Issue("required", 'Updates need If-Match: W/"<versionId>".', ["If-Match"])
         )
     expected = parse_if_match(if_match) if if_match is not None else None
-    clean = validate_resource(decl.name, body, path_id=resource_id, rules=decl.rules)
+    clean = validate_resource(decl.fhir_type, body, path_id=resource_id, rules=decl.rules)
     if decl.compartment is not None and _patient_named(decl, clean) != a.patient_id:
         raise Invalid(
             Issue(
@@ -569,6 +664,7 @@ def delete(caller: Caller, decl: ResourceType, resource_id: str) -> None:
     )
     in_tx = set(entries[:MAX_ENTRY_DELETES_IN_TX])
     resources.stage_entry_removal(uow, a, in_tx)
+    _stage_chart(uow, decl, a, None)
     caller.touched(decl.name, resource_id, a.patient_id, version)
     caller.stage_audit(uow, 204)
     _stage_event(uow, caller, decl, Change.DELETED, a, version)

@@ -108,7 +108,7 @@ def capability_statement(base_url: str, released: str) -> dict[str, Any]:
                     "description": "Bearer ID token issued by the Amazon Cognito user pool; "
                     "tenant from custom:tenant, roles from cognito:groups.",
                 },
-                "resource": [_resource(d) for d in registry.all_types()] + [_audit_event()],
+                "resource": [_resource(d) for d in registry.fhir_types()] + [_audit_event()],
             }
         ],
     }

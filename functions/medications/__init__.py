@@ -1,0 +1,1 @@
+"""Medication orders: the formulary of psychiatric ingredients and the prescribing rules."""

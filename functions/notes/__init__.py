@@ -1,0 +1,1 @@
+"""Clinical notes (DocumentReference): templates, the note's shape, signing records."""

@@ -1,0 +1,1 @@
+"""Treatment plans and safety plans: CarePlan and Goal rules (kinds, sections, review date)."""
