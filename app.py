@@ -8,15 +8,28 @@ from typing import Any
 
 from chalice import Chalice
 
+from functions.admin.routes import bp as admin_routes
 from functions.audit.routes import bp as audit_routes
+from functions.charts.routes import bp as chart_routes
 from functions.engine.routes import bp as resource_routes
 from functions.fhir.routes import bp as fhir_routes
+from functions.measures.routes import bp as measure_routes
+from functions.medications.routes import bp as medication_routes
+from functions.notes.routes import bp as note_routes
+from functions.plans.routes import bp as plan_routes
 
 app = Chalice(app_name="emr")
 app.api.binary_types = []  # bodies are JSON text; never base64-wrapped by API Gateway
 app.register_blueprint(fhir_routes)
 app.register_blueprint(resource_routes)
 app.register_blueprint(audit_routes)
+# Workflows: their operations ($sign, $chart, ...) beside the engine's FHIR routes.
+app.register_blueprint(note_routes)
+app.register_blueprint(measure_routes)
+app.register_blueprint(medication_routes)
+app.register_blueprint(plan_routes)
+app.register_blueprint(chart_routes)
+app.register_blueprint(admin_routes)
 
 # Chalice needs a literal ARN here; `chalice package` output gets the real one
 # from infra/template.json (Fn::GetAtt EmrTable.StreamArn), the local runner

@@ -44,6 +44,7 @@ class Op(StrEnum):
     DELETE = "delete"
     HISTORY = "history"  # the history and every version read (vread): old versions are history
     LABEL = "label"  # set or change security labels (meta.security) on a write
+    SIGN = "sign"  # $sign / $cosign: lock a note or plan under the signer's name
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,84 @@ POLICY: dict[tuple[str, str], dict[Op, frozenset[Role]]] = {
         # (today: a prescriber's create/update).
         Op.LABEL: _CARE,
     },
+    ("DocumentReference", "clinical-note"): {
+        # Clinical notes. Billers read signed-note metadata for claims (the text is
+        # taken out and drafts hidden: functions/notes/access.py); coordinators read
+        # notes but neither write nor sign them; the front desk sees no notes at all.
+        Op.READ: _roles(_CARE, R.BILLER, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.BILLER, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        # Only drafts can be deleted (a signed note is locked); by those who write them.
+        Op.DELETE: _CARE,
+        Op.SIGN: _CARE,
+        Op.LABEL: _CARE,
+    },
+    ("DocumentReference", "psychotherapy"): {
+        # Psychotherapy notes (45 CFR 164.501): the care roles reach the door, and
+        # then only the note's author and the roles the tenant grants get through
+        # (functions/notes/access.py); everyone else gets 404. No other role has a row.
+        Op.READ: _CARE,
+        Op.SEARCH: _CARE,
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        Op.DELETE: _CARE,
+        Op.SIGN: _CARE,
+    },
+    ("Provenance", "phi"): {
+        # Signatures of notes and plans: written only by $sign/$cosign, never directly.
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+    },
+    ("Provenance", "psychotherapy"): {
+        # Signatures of psychotherapy notes: as the notes themselves.
+        Op.READ: _CARE,
+        Op.SEARCH: _CARE,
+        Op.HISTORY: _CARE,
+    },
+    ("QuestionnaireResponse", "phi"): {
+        # Screening answers: care and coordination administer and read them. A
+        # submitted response is final (a new one replaces it): no update.
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.LABEL: _CARE,
+    },
+    ("Flag", "phi"): {
+        # Safety flags: raised by scoring, resolved by a clinician with a note.
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.LABEL: _CARE,
+    },
+    ("CarePlan", "phi"): {
+        # Treatment and safety plans: written and signed by care, read by coordination.
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.SIGN: _CARE,
+        Op.LABEL: _CARE,
+    },
+    ("Goal", "phi"): {
+        Op.READ: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.SEARCH: _roles(_CARE, R.CARE_COORDINATOR),
+        Op.HISTORY: _CARE,
+        Op.CREATE: _CARE,
+        Op.UPDATE: _CARE,
+        Op.DELETE: _roles(R.SUPERVISOR),
+        Op.LABEL: _CARE,
+    },
     ("AuditEvent", "audit"): {
         # The audit trail is for compliance only: it names who saw which patient, so it
         # is sensitive itself, and the audited must not read (or shape) their own trail.
@@ -215,11 +294,38 @@ def check_loaded(
         check(principal, resource_type, data_class, resource)
 
 
+# Views: what a role sees of a resource it may read (e.g. a biller sees a signed
+# note's metadata, not its text). Each gets (principal, resource_type, data_class,
+# resource) and returns the resource to show (trimmed, or as it is) or None to hide
+# it (a read answers 404, a search leaves it out).
+View = Callable[[Principal, str, str, dict[str, Any]], "dict[str, Any] | None"]
+
+_views: list[View] = []
+
+
+def register_view(view: View) -> None:
+    if view not in _views:
+        _views.append(view)
+
+
+def shown(
+    principal: Principal, resource_type: str, data_class: str, resource: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The resource as this principal may see it (None: not at all)."""
+    current: dict[str, Any] | None = resource
+    for view in tuple(_views):
+        if current is None:
+            return None
+        current = view(principal, resource_type, data_class, current)
+    return current
+
+
 @contextmanager
 def isolated_loaded_checks() -> Iterator[None]:
-    """For tests: checks registered inside the block are removed when it ends."""
-    saved = list(_loaded_checks)
+    """For tests: checks and views registered inside the block are removed when it ends."""
+    saved, saved_views = list(_loaded_checks), list(_views)
     try:
         yield
     finally:
         _loaded_checks[:] = saved
+        _views[:] = saved_views

@@ -24,8 +24,10 @@ from functions.engine.values import Extract, normalize_reference
 
 if TYPE_CHECKING:
     from events.envelope import DomainEvent
+    from functions.common.caller import Caller
     from functions.common.errors import Issue
     from models.resources import Stored
+    from models.uow import UnitOfWork
 
 
 class ParamType(StrEnum):
@@ -63,6 +65,9 @@ class Compartment:
     element: str
     params: tuple[str, ...]
     target: str = "Patient"  # the type whose chart holds the resource
+    # The element references resources of the chart rather than the patient itself
+    # (Provenance.target): their compound ids name the patient, who must be one.
+    through: bool = False
 
     def patient_in(self, reference: str, bare_id: bool = False) -> str | None:
         """The id of the patient a reference names (`bare_id`: a plain id counts, as
@@ -95,6 +100,18 @@ class StateMachine:
 
     def predecessors(self, to: str) -> frozenset[str]:
         return frozenset(s for s, targets in self.transitions.items() if to in targets)
+
+    def operation(self, name: str, start: frozenset[str], to: str) -> OperationStep:
+        """A change only a workflow operation makes (e.g. `$sign`: preliminary ->
+        final), outside the table a plain update follows."""
+        return OperationStep(name, start, to)
+
+
+@dataclass(frozen=True)
+class OperationStep:
+    name: str
+    start: frozenset[str]  # statuses the operation may start from
+    to: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,16 @@ Guard = Callable[["Stored | None", "dict[str, Any] | None"], None]
 EventFactory = Callable[[Change, dict[str, Any]], "DomainEvent"]
 # What a version puts in the chart: (resource id, body or None when deleted) -> entries.
 ChartView = Callable[[str, "dict[str, Any] | None"], list[ChartEntry]]
+# Writes staged with a create or update of the type, in its own transaction (e.g. a
+# questionnaire response's score and safety flag); may read first. A companion that
+# takes a chart ring's slot makes the transaction fail as `counter` when another
+# writer took it first: the engine then runs the whole write again (a few times).
+Companions = Callable[["UnitOfWork", "Caller", "Stored", Change], None]
+# A check before a create or update that needs the caller or reads (e.g. duplicate
+# therapy against the patient's active orders): (caller, stored or None, new body);
+# raises an ApiError to refuse. An update of a type with one reads the current
+# version first, as with guards.
+Precheck = Callable[["Caller", "Stored | None", dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -161,6 +188,8 @@ class ResourceType:
     references: tuple[CheckedReference, ...] = ()
     events: EventFactory | None = None
     chart: ChartView | None = None
+    companions: Companions | None = None
+    precheck: Precheck | None = None
     variant: Variant | None = None
     routed: bool = True  # False: served by a workflow's own routes only
     documentation: str = ""

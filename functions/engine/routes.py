@@ -19,13 +19,14 @@ Other methods on these paths answer 405 with `Allow`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
 from chalice import Blueprint
 from chalice.app import Request, Response
 
-from functions.common.authz import Op, Permission, allowed, check_loaded
+from functions.common.authz import Op, Permission, allowed, check_loaded, shown
 from functions.common.bundle import bundle, history_entry, link
 from functions.common.errors import (
     Invalid,
@@ -135,10 +136,22 @@ def by_id(ctx: RequestContext, decl: ResourceType, resource_id: str, op: Op) -> 
     return target
 
 
+def visible(ctx: RequestContext, decl: ResourceType, stored: Stored) -> Stored | None:
+    """The after-load checks, then the role's view of the resource (None: hidden)."""
+    if stored.resource is None:
+        return stored
+    check_loaded(ctx.principal, decl.fhir_type, decl.data_class, stored.resource)
+    view = shown(ctx.principal, decl.fhir_type, decl.data_class, stored.resource)
+    return None if view is None else replace(stored, resource=view)
+
+
 def _loaded(ctx: RequestContext, decl: ResourceType, stored: Stored) -> Stored:
-    if stored.resource is not None:
-        check_loaded(ctx.principal, decl.fhir_type, decl.data_class, stored.resource)
-    return stored
+    """As `visible`, for a request about this resource: hidden is not found."""
+    seen = visible(ctx, decl, stored)
+    if seen is None:
+        raise NotFound(Issue("not-found", f"{decl.fhir_type}/{stored.address.resource_id} "
+                             "is not known.", [f"{decl.fhir_type}.id"]))  # fmt: skip
+    return seen
 
 
 About = tuple[str, str, str | None]
@@ -250,16 +263,15 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         may_label = allowed(ctx.principal, Permission(t, target.data_class, Op.LABEL))
         done = service.create(ctx.caller, target, body, may_label, criteria or None)
         if not done.created:
-            _loaded(ctx, target, done.stored)
-            return _written(ctx, done.stored, 200, location=False)
+            return _written(ctx, _loaded(ctx, target, done.stored), 200, location=False)
         return _written(ctx, done.stored, 201, location=True)
 
     def searched(ctx: RequestContext, params: dict[str, list[str]]) -> Response:
         target = registry.for_search(decl, params)
         admit(ctx, target, Op.SEARCH, about_id=False)
         result = service.search_resources(ctx.caller, target, params)
-        for s in result.found:
-            _loaded(ctx, target, s)
+        seen = [v for s in result.found if (v := visible(ctx, target, s)) is not None]
+        result = replace(result, found=seen)
         return fhir_response(_search_bundle(ctx, target, params, result))
 
     def search(ctx: RequestContext) -> Response:
@@ -304,12 +316,11 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         found, next_before = service.history(ctx.caller, target, resource_id, count, before,
                                              since)  # fmt: skip
         reference = f"{t}/{resource_id}"
+        found = [_loaded(ctx, target, s) for s in found]
         items = [
             history_entry(ctx.base_url, reference, s.version, s.last_updated, s.resource)
             for s in found
         ]
-        for s in found:
-            _loaded(ctx, target, s)
         links = {"self": link(ctx.base_url, f"{reference}/_history", kept)}
         if next_before:
             links["next"] = link(

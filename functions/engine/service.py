@@ -28,7 +28,7 @@ from functions.common.settings import api_settings
 from functions.engine import labels, registry, search
 from functions.engine import values as val
 from functions.engine.labels import LabelWrite
-from functions.engine.registry import Change, ResourceType
+from functions.engine.registry import Change, OperationStep, ResourceType
 from functions.engine.search import MAX_MATCH_SET, Query
 from functions.engine.validation import validate_resource
 from models import blind_index, keys, resources
@@ -38,6 +38,7 @@ from models.uow import TransactionCancelled, UnitOfWork, WriteTooLarge
 
 MAX_ENTRY_DELETES_IN_TX = 88  # + tombstone, history, labels, chart entry, audit, outbox <= 100
 BLIND_UPDATE_ATTEMPTS = 3  # updates without If-Match: last writer wins, retried on a race
+RING_ATTEMPTS = 4  # a write whose chart slot a concurrent write took is run again
 READ_PAGE = 200  # items per Query page when a search reads its whole match set
 
 
@@ -95,6 +96,8 @@ def _with_meta(
 def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
     """The patient a chart resource's body names (400 naming the element otherwise)."""
     assert decl.compartment is not None
+    if decl.compartment.through:
+        return _patient_through(decl, body)
     element = decl.compartment.element
     where = f"{decl.name}.{element}"
     target = decl.compartment.target
@@ -110,6 +113,25 @@ def _patient_named(decl: ResourceType, body: dict[str, Any]) -> str:
         raise Invalid(Issue("required", f"{element} must reference the {target}.", [where]))
     if not keys.valid_id(patient_id) or len(patient_id) > keys.MAX_PATIENT_ID:
         raise Invalid(Issue("value", f"{element} does not name a known {target}.", [where]))
+    return patient_id
+
+
+def _patient_through(decl: ResourceType, body: dict[str, Any]) -> str:
+    """The one patient whose chart holds every resource `element` references."""
+    assert decl.compartment is not None
+    element = decl.compartment.element
+    refs = body.get(element)
+    listed = refs if isinstance(refs, list) else []
+    texts = [r.get("reference") for r in listed if isinstance(r, dict)]
+    ids = [t.split("/")[1] for t in texts if isinstance(t, str) and t.count("/") in (1, 3)]
+    patients = {keys.patient_of(i) for i in ids}
+    if len(patients) != 1 or None in patients or len(ids) != len(texts):
+        raise Invalid(
+            Issue("value", f"{element} must reference resources of one patient's chart.",
+                  [f"{decl.name}.{element}"])
+        )  # fmt: skip
+    (patient_id,) = patients
+    assert patient_id is not None
     return patient_id
 
 
@@ -279,6 +301,7 @@ def _stage(
     expected: int | None,
     how: LabelWrite,
     claim: str | None = None,
+    step: OperationStep | None = None,
 ) -> Stored:
     """Stage one version of one resource (no audit record, no commit): the current
     and history items, search entries, state MAC, chart entries, the checks that
@@ -292,7 +315,8 @@ def _stage(
     state = _state_mac(a, decl, status) if status is not None else None
     from_states = None
     if status is not None and decl.states is not None and expected is not None:
-        from_states = _macs(a, decl, decl.states.predecessors(status))
+        start = step.start if step is not None else decl.states.predecessors(status)
+        from_states = _macs(a, decl, start)
     new = NewVersion(a, version, at, decl.data_class, resource, toks.entries, toks.all, state)
     resources.stage_version(uow, new, expected, from_states)
     if decl.compartment is not None and a.patient_id is not None:
@@ -305,7 +329,10 @@ def _stage(
         resources.stage_claim(uow, a, claim, int(now().timestamp()) + resources.CLAIM_SECONDS)
     change = Change.CREATED if expected is None else Change.UPDATED
     _stage_event(uow, caller, decl, change, a, version)
-    return Stored(a, version, at, resource, toks.entries)
+    stored = Stored(a, version, at, resource, toks.entries)
+    if decl.companions is not None:
+        decl.companions(uow, caller, stored, change)
+    return stored
 
 
 def _stage_chart(
@@ -351,28 +378,44 @@ def stage_create(
     """Validate and stage a new resource (no labels of the caller's: the workflow
     decides its bodies). Raises 400/409 as `create` would."""
     clean = _validated(decl, body, None, may_label=False)
-    for guard in decl.guards:
-        guard(None, clean)
-    status = _status(decl, clean)
-    if status is not None and decl.states is not None and status not in decl.states.initial:
-        raise _refused_transition(decl, None, status)
+    _check_new(caller, decl, clean)
     a = _new_address(caller.tenant, decl, clean)
     return _stage(uow, caller, decl, a, clean, 1, None, LabelWrite.SET)
 
 
 def stage_replace(
-    uow: UnitOfWork, caller: Caller, decl: ResourceType, current: Stored, body: dict[str, Any]
+    uow: UnitOfWork,
+    caller: Caller,
+    decl: ResourceType,
+    current: Stored,
+    body: dict[str, Any],
+    step: OperationStep | None = None,
 ) -> Stored:
     """Stage the next version of a resource read as `current`: conditional on it
-    still being that version (and, with a state machine, on the allowed status
-    change). The workflow's operation is the rule here: the type's write guards
-    (e.g. "a signed note is locked") are not run. Labels are kept."""
+    still being that version and, with a state machine, on the status change being
+    allowed: by the table, or by the operation's `step` (e.g. `$sign` may take a
+    preliminary note to final, which no update may). The type's write guards are
+    not run: the operation is the rule here. Labels are kept."""
     a = current.address
     clean = validate_resource(decl.fhir_type, body, path_id=a.resource_id, rules=decl.rules)
     kept = labels.of(current.resource or {})
-    _check_transition(decl, current, _status(decl, clean))
+    status = _status(decl, clean)
+    if step is None:
+        _check_transition(decl, current, status)
+    elif status != step.to or _status(decl, current.resource) not in step.start:
+        raise _refused_step(decl, step, _status(decl, current.resource))
     return _stage(uow, caller, decl, a, labels.with_labels(clean, kept), current.version + 1,
-                  current.version, LabelWrite.KEPT)  # fmt: skip
+                  current.version, LabelWrite.KEPT, step=step)  # fmt: skip
+
+
+def _refused_step(decl: ResourceType, step: OperationStep, status: str | None) -> Conflict:
+    rule = decl.states
+    element = rule.element if rule is not None else "status"
+    allowed = ", ".join(sorted(step.start))
+    return Conflict(
+        Issue("business-rule", f"{step.name} needs a {decl.fhir_type} whose {element} is "
+              f"{allowed}; this one is {status}.", [f"{decl.fhir_type}.{element}"])
+    )  # fmt: skip
 
 
 def commit(caller: Caller, decl: ResourceType, uow: UnitOfWork, status: int) -> None:
@@ -441,23 +484,40 @@ def create(
             caller.touched(decl.name, existing.address.resource_id, existing.address.patient_id,
                            existing.version)  # fmt: skip
             return Created(existing, created=False)
+    _check_new(caller, decl, clean)
+    a = _new_address(caller.tenant, decl, clean)
+    return _create_at(caller, decl, a, clean, claim)
+
+
+def _check_new(caller: Caller, decl: ResourceType, clean: dict[str, Any]) -> None:
+    """Guards, the initial status and the type's precheck, before a create."""
     for guard in decl.guards:
         guard(None, clean)
     status = _status(decl, clean)
     if status is not None and decl.states is not None and status not in decl.states.initial:
         raise _refused_transition(decl, None, status)
-    a = _new_address(caller.tenant, decl, clean)
-    try:
-        stored = _write(caller, decl, a, clean, 1, None, LabelWrite.SET, claim)
-    except TransactionCancelled as exc:
-        if "patient" in exc.failed:
-            raise _unknown_patient(decl) from None
-        if (refused := _refused_reference(decl, exc.failed)) is not None:
-            raise refused from None
-        if "claim" in exc.failed and claim is not None:
-            return Created(_claim_holder(caller, decl, claim), created=False)
-        raise
-    return Created(stored, created=True)
+    if decl.precheck is not None:
+        decl.precheck(caller, None, clean)
+
+
+def _create_at(
+    caller: Caller, decl: ResourceType, a: Address, clean: dict[str, Any], claim: str | None
+) -> Created:
+    for attempt in range(RING_ATTEMPTS):
+        try:
+            stored = _write(caller, decl, a, clean, 1, None, LabelWrite.SET, claim)
+        except TransactionCancelled as exc:
+            if "patient" in exc.failed:
+                raise _unknown_patient(decl) from None
+            if (refused := _refused_reference(decl, exc.failed)) is not None:
+                raise refused from None
+            if "claim" in exc.failed and claim is not None:
+                return Created(_claim_holder(caller, decl, claim), created=False)
+            if "counter" in exc.failed and attempt < RING_ATTEMPTS - 1:
+                continue  # a concurrent write took the chart slot: read and try again
+            raise
+        return Created(stored, created=True)
+    raise AssertionError("unreachable")
 
 
 def _new_address(tenant: str, decl: ResourceType, clean: dict[str, Any]) -> Address:
@@ -579,14 +639,13 @@ def update(
     for attempt in range(attempts):
         stored_now: Stored | None = None
         version = expected
-        if version is None or decl.guards:
+        if version is None or decl.guards or decl.precheck:
             stored_now = resources.read_current(a)
             if stored_now is None or stored_now.deleted:
                 raise _failure_of(decl, stored_now, resource_id, expected or 0)
             version = stored_now.version if version is None else version
             _check_transition(decl, stored_now, _status(decl, clean))
-        for guard in decl.guards:
-            guard(stored_now, clean)
+        _check_change(caller, decl, stored_now, clean)
         try:
             return _update_at(caller, decl, a, clean, version, may_label)
         except PreconditionFailed:
@@ -598,6 +657,15 @@ def update(
                           "saved; read it again and retry.", [f"{decl.name}.meta.versionId"])
                 ) from None  # fmt: skip
     raise AssertionError("unreachable")
+
+
+def _check_change(
+    caller: Caller, decl: ResourceType, stored: Stored | None, clean: dict[str, Any]
+) -> None:
+    for guard in decl.guards:
+        guard(stored, clean)
+    if decl.precheck is not None:
+        decl.precheck(caller, stored, clean)
 
 
 def _update_at(

@@ -266,25 +266,8 @@ OBSERVATION = register(
     )
 )  # fmt: skip
 
-MEDICATION_REQUEST = register(
-    ResourceType(
-        "MedicationRequest",
-        data_class="phi",
-        source="emr.medications",
-        compartment=_in_chart("subject", "patient", "subject"),
-        profile="http://hl7.org/fhir/StructureDefinition/MedicationRequest",
-        references=(CheckedReference("requester", "Practitioner"),),
-        events=_generic_events("emr.medications", "medicationrequest"),
-        params=(
-            _patient_ref("patient", "subject", "MedicationRequest"),
-            _patient_ref("subject", "subject", "MedicationRequest"),
-            SearchParam("status", T, v.codes("status"), SPEC + "medications-status", TOKEN),
-            SearchParam("intent", T, v.codes("intent"), SPEC + "MedicationRequest-intent",
-                        TOKEN),
-            SearchParam("authoredon", D, v.dates("authoredOn"),
-                        SPEC + "MedicationRequest-authoredon", DATE, sortable=True),
-            SearchParam("code", T, v.codings("medicationCodeableConcept"),
-                        SPEC + "medications-code", TOKEN, entry=True),
-        ),
-    )
-)  # fmt: skip
+# Workflows declare their own types; importing them registers them.
+import functions.measures.declarations  # noqa: E402
+import functions.medications.declarations  # noqa: E402
+import functions.notes.declarations  # noqa: E402
+import functions.plans.declarations  # noqa: E402, F401

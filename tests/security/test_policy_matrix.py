@@ -17,7 +17,7 @@ from functions.common.errors import Forbidden, NotFound
 from functions.common.principal import Principal
 
 COLUMNS = {"r": Op.READ, "s": Op.SEARCH, "c": Op.CREATE, "u": Op.UPDATE,
-           "d": Op.DELETE, "h": Op.HISTORY, "l": Op.LABEL}  # fmt: skip
+           "d": Op.DELETE, "h": Op.HISTORY, "l": Op.LABEL, "g": Op.SIGN}  # fmt: skip
 ROLES = (
     "clinician", "prescriber", "supervisor", "front_desk",
     "biller", "care_coordinator", "admin", "compliance",
@@ -25,92 +25,180 @@ ROLES = (
 
 MATRIX: dict[tuple[str, str], str] = {
     ("Patient", "phi"): """
-                         r s c u d h l
-        clinician        X X X X . X X
-        prescriber       X X X X . X X
-        supervisor       X X X X X X X
-        front_desk       X X X X . X .
-        biller           X X . . . . .
-        care_coordinator X X X X . X .
-        admin            . . . . X . .
-        compliance       . . . . . . .
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       X X X X . X . .
+        biller           X X . . . . . .
+        care_coordinator X X X X . X . .
+        admin            . . . . X . . .
+        compliance       . . . . . . . .
     """,
     ("Practitioner", "staff"): """
-                         r s c u d h l
-        clinician        X X . . . . .
-        prescriber       X X . . . . .
-        supervisor       X X X X . X .
-        front_desk       X X . . . . .
-        biller           X X . . . . .
-        care_coordinator X X . . . . .
-        admin            X X X X X X .
-        compliance       X X . . . X .
+                         r s c u d h l g
+        clinician        X X . . . . . .
+        prescriber       X X . . . . . .
+        supervisor       X X X X . X . .
+        front_desk       X X . . . . . .
+        biller           X X . . . . . .
+        care_coordinator X X . . . . . .
+        admin            X X X X X X . .
+        compliance       X X . . . X . .
     """,
     ("Encounter", "phi"): """
-                         r s c u d h l
-        clinician        X X X X . X X
-        prescriber       X X X X . X X
-        supervisor       X X X X X X X
-        front_desk       X X X X . X .
-        biller           X X . . . X .
-        care_coordinator X X . . . X .
-        admin            . . . . X . .
-        compliance       . . . . . . .
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       X X X X . X . .
+        biller           X X . . . X . .
+        care_coordinator X X . . . X . .
+        admin            . . . . X . . .
+        compliance       . . . . . . . .
     """,
     ("Condition", "phi"): """
-                         r s c u d h l
-        clinician        X X X X . X X
-        prescriber       X X X X . X X
-        supervisor       X X X X X X X
-        front_desk       . . . . . . .
-        biller           X X . . . . .
-        care_coordinator X X . . . . .
-        admin            . . . . . . .
-        compliance       . . . . . . .
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       . . . . . . . .
+        biller           X X . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
     """,
     ("AllergyIntolerance", "phi"): """
-                         r s c u d h l
-        clinician        X X X X . X X
-        prescriber       X X X X . X X
-        supervisor       X X X X X X X
-        front_desk       . . . . . . .
-        biller           . . . . . . .
-        care_coordinator X X . . . . .
-        admin            . . . . . . .
-        compliance       . . . . . . .
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
     """,
     ("Observation", "phi"): """
-                         r s c u d h l
-        clinician        X X X X . X X
-        prescriber       X X X X . X X
-        supervisor       X X X X X X X
-        front_desk       . . . . . . .
-        biller           . . . . . . .
-        care_coordinator X X . . . . .
-        admin            . . . . . . .
-        compliance       . . . . . . .
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
     """,
     ("MedicationRequest", "phi"): """
-                         r s c u d h l
-        clinician        X X . . . X X
-        prescriber       X X X X . X X
-        supervisor       X X . . X X X
-        front_desk       . . . . . . .
-        biller           . . . . . . .
-        care_coordinator X X . . . . .
-        admin            . . . . . . .
-        compliance       . . . . . . .
+                         r s c u d h l g
+        clinician        X X . . . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X . . X X X .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("DocumentReference", "clinical-note"): """
+                         r s c u d h l g
+        clinician        X X X X X X X X
+        prescriber       X X X X X X X X
+        supervisor       X X X X X X X X
+        front_desk       . . . . . . . .
+        biller           X X . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("DocumentReference", "psychotherapy"): """
+                         r s c u d h l g
+        clinician        X X X X X X . X
+        prescriber       X X X X X X . X
+        supervisor       X X X X X X . X
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator . . . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("Provenance", "phi"): """
+                         r s c u d h l g
+        clinician        X X . . . X . .
+        prescriber       X X . . . X . .
+        supervisor       X X . . . X . .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("Provenance", "psychotherapy"): """
+                         r s c u d h l g
+        clinician        X X . . . X . .
+        prescriber       X X . . . X . .
+        supervisor       X X . . . X . .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator . . . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("QuestionnaireResponse", "phi"): """
+                         r s c u d h l g
+        clinician        X X X . . X X .
+        prescriber       X X X . . X X .
+        supervisor       X X X . X X X .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X X . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("Flag", "phi"): """
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("CarePlan", "phi"): """
+                         r s c u d h l g
+        clinician        X X X X . X X X
+        prescriber       X X X X . X X X
+        supervisor       X X X X X X X X
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("Goal", "phi"): """
+                         r s c u d h l g
+        clinician        X X X X . X X .
+        prescriber       X X X X . X X .
+        supervisor       X X X X X X X .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator X X . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
     """,
     ("AuditEvent", "audit"): """
-                         r s c u d h l
-        clinician        . . . . . . .
-        prescriber       . . . . . . .
-        supervisor       . . . . . . .
-        front_desk       . . . . . . .
-        biller           . . . . . . .
-        care_coordinator . . . . . . .
-        admin            . . . . . . .
-        compliance       X X . . . . .
+                         r s c u d h l g
+        clinician        . . . . . . . .
+        prescriber       . . . . . . . .
+        supervisor       . . . . . . . .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator . . . . . . . .
+        admin            . . . . . . . .
+        compliance       X X . . . . . .
     """,
 }
 
@@ -162,6 +250,7 @@ def test_cell(key, role, op):
         ("Medication", "phi"),  # unknown type
         ("patient", "phi"),  # types are case-sensitive FHIR names
         ("Patient", "psychotherapy"),  # unknown data class of a known type
+        ("Observation", "psychotherapy"),
         ("Patient", "PHI"),
         ("Practitioner", "phi"),  # a known type under another type's class
         ("AuditEvent", "phi"),

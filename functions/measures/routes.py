@@ -1,0 +1,7 @@
+"""Routes of the measures workflow (its operations beside the engine's FHIR routes)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+bp = Blueprint(__name__)
