@@ -448,3 +448,30 @@ def _bodies_for_page(tenant: str, items: list[TableItem]) -> list[Stored]:
             continue
         page.append(now_version)
     return page
+
+
+def walk_chart(
+    tenant: str, patient_id: str, count: int, after_sk: str | None, skip_classes: frozenset[str]
+) -> tuple[list[Stored], str | None]:
+    """One page of a patient's current resources, every type (`begins_with(sk, "R#")`,
+    consistent), without deleted ones and without `skip_classes` (DynamoDB filters
+    them: never opened, never returned). Returns the page and the `sk` to go on
+    after, when DynamoDB has more."""
+    pk = keys.patient_pk(tenant, patient_id)
+    condition: Condition = ResourceItem.deleted == False  # noqa: E712
+    for data_class in sorted(skip_classes):
+        condition &= ResourceItem.data_class != data_class
+    start = {"pk": {"S": pk}, "sk": {"S": after_sk}} if after_sk else None
+    result = ResourceItem.query(
+        pk,
+        ResourceItem.sk.startswith(f"{keys.CURRENT}#"),
+        filter_condition=condition,
+        consistent_read=True,
+        page_size=count,
+        last_evaluated_key=start,
+    )
+    page = result.page_iter.next()
+    items = [TableItem.from_raw_data(raw) for raw in page.get("Items", [])]
+    found = [_stored(i) for i in items if isinstance(i, ResourceItem)]
+    last = page.get("LastEvaluatedKey")
+    return found, str(last["sk"]["S"]) if last else None

@@ -16,6 +16,7 @@ from functions.engine import values as v
 from functions.engine.registry import (
     SPEC,
     Change,
+    ChartEntry,
     CheckedReference,
     Compartment,
     ParamType,
@@ -93,6 +94,24 @@ def _allergy_rules(body: dict[str, Any]) -> list[Any]:
     return rules(body)
 
 
+def _patient_chart(resource_id: str, body: dict[str, Any] | None) -> list[ChartEntry]:
+    from functions.charts.summaries import patient_entry
+
+    return [patient_entry(resource_id, body)]
+
+
+def _condition_chart(resource_id: str, body: dict[str, Any] | None) -> list[ChartEntry]:
+    from functions.charts.summaries import condition_entry
+
+    return [condition_entry(resource_id, body)]
+
+
+def _allergy_chart(resource_id: str, body: dict[str, Any] | None) -> list[ChartEntry]:
+    from functions.charts.summaries import allergy_entry
+
+    return [allergy_entry(resource_id, body)]
+
+
 def _patient_ref(name: str, element: str, resource: str) -> SearchParam:
     url = "clinical-patient" if name == "patient" else f"{resource}-{name}"
     return SearchParam(
@@ -119,6 +138,7 @@ PATIENT = register(
         profile="http://hl7.org/fhir/StructureDefinition/Patient",
         rules=_patient_rules,
         events=_patient_events,
+        chart=_patient_chart,
         documentation="name (family or given, with letters or digits) and birthDate (not "
         "in the future) are required.",
         params=(
@@ -201,6 +221,7 @@ CONDITION = register(
         profile="http://hl7.org/fhir/StructureDefinition/Condition",
         events=_generic_events("emr.clinical", "condition"),
         rules=_condition_rules,
+        chart=_condition_chart,
         documentation="ICD-10-CM codings (http://hl7.org/fhir/sid/icd-10-cm) of code must "
         "carry a billable code of the FY2026 code set, dotted (F32.1, not F321); category "
         "headers (F32) and unknown codes are 400. Other systems are not checked.",
@@ -226,6 +247,7 @@ ALLERGY = register(
         profile="http://hl7.org/fhir/StructureDefinition/AllergyIntolerance",
         events=_generic_events("emr.clinical", "allergyintolerance"),
         rules=_allergy_rules,
+        chart=_allergy_chart,
         documentation="code (the substance) is required; criticality low | high | "
         "unable-to-assess, reaction.severity mild | moderate | severe, each reaction needs a "
         "manifestation, and clinicalStatus and verificationStatus codings of their R4 code "

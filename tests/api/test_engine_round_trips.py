@@ -12,12 +12,24 @@ from typing import Any
 
 import pytest
 
-from functions.engine.registry import all_types
+from functions.engine.registry import fhir_types
 from tests.conftest import patient_body
 
 BASE = "/fhir/R4"
-TYPES = [t.name for t in all_types()]
-CHART_TYPES = [t.name for t in all_types() if t.compartment is not None]
+# Types written with plain FHIR interactions here; the workflow types (notes, plans,
+# questionnaire responses, flags, signatures) have their writes counted with their
+# operations, in their own tests (WORKFLOW_COUNTED).
+TYPES = ["Patient", "Practitioner", "Encounter", "Condition", "AllergyIntolerance",
+         "Observation", "MedicationRequest"]  # fmt: skip
+WORKFLOW_COUNTED = {
+    "DocumentReference": "tests/api/test_notes_*.py",
+    "Provenance": "tests/api/test_notes_*.py",
+    "QuestionnaireResponse": "tests/api/test_measures_*.py",
+    "Flag": "tests/api/test_measures_*.py",
+    "CarePlan": "tests/api/test_plans_*.py",
+    "Goal": "tests/api/test_plans_*.py",
+}
+CHART_TYPES = [t for t in TYPES if t not in ("Patient", "Practitioner")]
 WRITER = {"Practitioner": "admin", "MedicationRequest": "prescriber"}
 
 
@@ -118,17 +130,8 @@ def warm(api) -> str:  # type: ignore[no-untyped-def]
     return pid
 
 
-def test_every_registered_type_is_counted_here():
-    assert set(TYPES) >= {
-        "Patient",
-        "Practitioner",
-        "Encounter",
-        "Condition",
-        "AllergyIntolerance",
-        "Observation",
-        "MedicationRequest",
-    }
-    assert set(CHART_TYPES) == set(TYPES) - {"Patient", "Practitioner"}
+def test_every_registered_type_is_counted_here_or_with_its_workflow():
+    assert {t.name for t in fhir_types()} == set(TYPES) | set(WORKFLOW_COUNTED)
 
 
 @pytest.mark.parametrize("kind", TYPES)
