@@ -83,6 +83,12 @@ class UnitOfWork:
         self._deletes.append((label, (item, condition)))
 
     def check(self, label: str, model: type[Model], pk: str, sk: str, condition: Condition) -> None:
+        """A condition on an item the transaction does not write. DynamoDB refuses two
+        operations on one item in a transaction, so a second check of the same item
+        (two resources of one chart each checking their patient) is dropped: checks
+        of one item by the engine state the same condition (exists, not deleted)."""
+        if any((p, s) == (pk, sk) for _, (_, p, s, _) in self._checks):
+            return
         self._checks.append((label, (model, pk, sk, condition)))
 
     def __len__(self) -> int:

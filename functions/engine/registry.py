@@ -149,6 +149,20 @@ class ChartEntry:
     summary: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class Operation:
+    """A workflow operation on the type (`$sign`, `$chart`, ...), for the
+    CapabilityStatement; its route lives with its workflow."""
+
+    name: str  # without the "$"
+    documentation: str
+    instance: bool = True  # on /T/{id}; False: on /T
+
+    @property
+    def definition(self) -> str:
+        return f"https://emr.example/fhir/OperationDefinition/{self.name}"
+
+
 class Change(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
@@ -191,6 +205,7 @@ class ResourceType:
     companions: Companions | None = None
     precheck: Precheck | None = None
     variant: Variant | None = None
+    operations: tuple[Operation, ...] = ()
     routed: bool = True  # False: served by a workflow's own routes only
     documentation: str = ""
     profile: str = ""

@@ -19,6 +19,7 @@ from functions.engine.registry import (
     ChartEntry,
     CheckedReference,
     Compartment,
+    Operation,
     ParamType,
     ResourceType,
     SearchParam,
@@ -139,6 +140,17 @@ PATIENT = register(
         rules=_patient_rules,
         events=_patient_events,
         chart=_patient_chart,
+        operations=(
+            Operation("chart", "The chart in one Query: demographics, active problems, "
+                      "medications, allergies, flags and plans, the last 12 scores per "
+                      "instrument and the 20 latest note headers (JSON view; sections the "
+                      "role may not see are listed in withheld)."),
+            Operation("everything", "The whole record as a paged searchset (_count, "
+                      "_cursor); psychotherapy notes are never included."),
+            Operation("trend", "instrument=phq-9|gad-7: Parameters with baseline, latest, "
+                      "change, percentChange, response, remission and each point."),
+            Operation("medications", "The active medication list (with override reasons)."),
+        ),
         documentation="name (family or given, with letters or digits) and birthDate (not "
         "in the future) are required.",
         params=(

@@ -45,6 +45,12 @@ def _param(p: SearchParam) -> dict[str, Any]:
     return {"name": p.name, "definition": p.definition, "type": p.type.value, "documentation": doc}
 
 
+def _operations(decl: ResourceType) -> dict[str, Any]:
+    ops = [{"name": o.name, "definition": o.definition, "documentation": o.documentation}
+           for o in decl.operations]  # fmt: skip
+    return {"operation": ops} if ops else {}
+
+
 def _resource(decl: ResourceType) -> dict[str, Any]:
     where = (
         "Its own chart (the Patient's id)."
@@ -78,6 +84,7 @@ def _resource(decl: ResourceType) -> dict[str, Any]:
             )
             for n, t, d in RESULT_PARAMS
         ],
+        **_operations(decl),
     }
 
 
@@ -108,10 +115,27 @@ def capability_statement(base_url: str, released: str) -> dict[str, Any]:
                     "description": "Bearer ID token issued by the Amazon Cognito user pool; "
                     "tenant from custom:tenant, roles from cognito:groups.",
                 },
-                "resource": [_resource(d) for d in registry.fhir_types()] + [_audit_event()],
+                "resource": [_resource(d) for d in registry.fhir_types()]
+                + [_questionnaire(), _audit_event()],
             }
         ],
     }
+
+
+def _questionnaire() -> dict[str, Any]:
+    return {
+        "type": "Questionnaire",
+        "documentation": "Read-only, served from code, for every role: phq-9, gad-7, "
+        "c-ssrs-screener (version 1.0.0). A QuestionnaireResponse naming one is validated "
+        "and scored into an Observation in the same transaction.",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {"name": "url", "type": "uri", "documentation": "The canonical URL (|version).",
+             "definition": "http://hl7.org/fhir/SearchParameter/conformance-url"},
+            {"name": "_id", "type": "token", "documentation": "The id.",
+             "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+        ],
+    }  # fmt: skip
 
 
 def _audit_event() -> dict[str, Any]:

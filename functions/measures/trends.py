@@ -11,6 +11,7 @@ and no trend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 REMISSION_BELOW = {"phq-9": 5, "gad-7": 5}
 
@@ -59,3 +60,50 @@ def trend(points: list[tuple[str, int]], instrument_key: str) -> Trend:
         remission=latest.total < REMISSION_BELOW[instrument_key],
         points=series,
     )
+
+
+def _point_parts(point: TrendPoint, observation_id: str | None) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [
+        {"name": "date", "valueDateTime": point.date},
+        {"name": "total", "valueInteger": point.total},
+        {"name": "change", "valueInteger": point.change},
+    ]
+    if observation_id:
+        parts.append(
+            {
+                "name": "observation",
+                "valueReference": {"reference": f"Observation/{observation_id}"},
+            }
+        )
+    return parts
+
+
+def as_parameters(instrument_key: str, scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """A FHIR Parameters of the trend of chart score summaries (`{"id", "date",
+    "total", ...}`, in time order): instrument, count, and when there is a score,
+    baseline, latest, change, percentChange (none with a baseline of 0), response,
+    remission and each point."""
+    head: list[dict[str, Any]] = [
+        {"name": "instrument", "valueCode": instrument_key},
+        {"name": "count", "valueInteger": len(scores)},
+    ]
+    if not scores:
+        return {"resourceType": "Parameters", "parameter": head}
+    found = trend([(s["date"], s["total"]) for s in scores], instrument_key)
+    ids = [s.get("id") for s in scores]
+    body = [
+        {"name": "baseline", "part": _point_parts(found.baseline, ids[0])},
+        {"name": "latest", "part": _point_parts(found.latest, ids[-1])},
+        {"name": "change", "valueInteger": found.change},
+    ]
+    if found.percent_change is not None:
+        body.append({"name": "percentChange", "valueDecimal": found.percent_change})
+    body += [
+        {"name": "response", "valueBoolean": found.response},
+        {"name": "remission", "valueBoolean": found.remission},
+    ]
+    body += [
+        {"name": "point", "part": _point_parts(p, i)}
+        for p, i in zip(found.points, ids, strict=True)
+    ]
+    return {"resourceType": "Parameters", "parameter": head + body}

@@ -34,7 +34,7 @@ def _condition(pid: str, status: str = "active") -> dict[str, Any]:
         "subject": {"reference": f"Patient/{pid}"},
         "clinicalStatus": {"coding": [{"system": CLINICAL, "code": status}]},
         "code": {"coding": [{"system": ICD10, "code": "F32.1", "display": "Major depressive "
-                             "disorder, single episode, moderate"}]},  # fmt: skip
+                             "disorder, single episode, moderate"}]},
     }
 
 
