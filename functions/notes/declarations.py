@@ -60,6 +60,14 @@ def _note_rules(body: dict[str, Any]) -> list[Any]:
     return note_rules(body)
 
 
+def _note_precheck(caller: Any, stored: Any, body: dict[str, Any]) -> None:
+    """The author is the writer's own Practitioner; an addendum appends to a signed
+    note of the same patient (functions/notes/service.py, imported with the first write)."""
+    from functions.notes.service import note_precheck
+
+    note_precheck(caller, stored, body)
+
+
 def _extension_references(url: str) -> v.Extract:
     def extract(resource: dict[str, Any]) -> list[Any]:
         found = [e for e in resource.get("extension") or [] if isinstance(e, dict)
@@ -110,7 +118,8 @@ def _note_params(name: str) -> tuple[SearchParam, ...]:
 
 _NOTE_DOC = (
     "A clinical note: text in content[0].attachment (text/plain; charset=utf-8, base64 "
-    "data, at most 100,000 characters: 413 beyond), subject, context.encounter, author. "
+    "data, at most 100,000 characters and 190,000 bytes of UTF-8: 413 beyond), subject, "
+    "context.encounter, author (the writer's own Practitioner). "
     "Saved as docStatus preliminary, edited with If-Match, locked by $sign (409 on any "
     "later update or delete); corrections are addenda (relatesTo appends)."
 )
@@ -126,6 +135,7 @@ DOCUMENT_REFERENCE = register(
         rules=_note_rules,
         states=NOTE_STATES,
         references=(CheckedReference("author", "Practitioner"),),
+        precheck=_note_precheck,
         documentation=_NOTE_DOC,
         params=_note_params("DocumentReference"),
     )
@@ -142,6 +152,7 @@ PSYCHOTHERAPY_NOTE = register(
         rules=_note_rules,
         states=NOTE_STATES,
         references=(CheckedReference("author", "Practitioner"),),
+        precheck=_note_precheck,
         variant=Variant("DocumentReference", MARKER, _is_psychotherapy, _names_psychotherapy),
         documentation=_NOTE_DOC,
         params=_note_params("PsychotherapyNote"),

@@ -21,6 +21,12 @@ ROOT = "DocumentReference"
 DATA = f"{ROOT}.content[0].attachment.data"
 CONTENT_TYPE = "text/plain; charset=utf-8"
 MAX_NOTE_CHARS = 100_000
+# The UTF-8 bytes a note's text may take: its base64 (4/3 of it, 253,336 characters)
+# plus the note's other elements fits the request body limit (EMR_MAX_BODY_BYTES,
+# 256 KiB), and the stored version stays far under DynamoDB's 400 KB item. Typical
+# clinical text (ASCII with some accents) takes 1.0-1.1 bytes a character, so
+# 100,000 characters of it fit; 100,000 emoji (400,000 bytes) do not.
+MAX_NOTE_BYTES = 190_000
 NOTE_CLASS_SYSTEM = "https://emr.example/fhir/CodeSystem/note-class"
 NoteClass = Literal["clinical-note", "psychotherapy-note"]
 CLINICAL_NOTE: NoteClass = "clinical-note"
@@ -122,6 +128,12 @@ def _text_issues(body: dict[str, Any]) -> list[Issue]:
         return exc.issues
     if len(text) > MAX_NOTE_CHARS:
         message = f"The note's text is longer than {MAX_NOTE_CHARS:,} characters."
+        raise PayloadTooLarge(Issue("too-costly", message, [DATA]))
+    if len(text.encode("utf-8")) > MAX_NOTE_BYTES:
+        message = (
+            f"The note's text takes more than {MAX_NOTE_BYTES:,} bytes of UTF-8 (at most "
+            f"{MAX_NOTE_CHARS:,} characters and {MAX_NOTE_BYTES:,} bytes)."
+        )
         raise PayloadTooLarge(Issue("too-costly", message, [DATA]))
     return []
 
@@ -234,14 +246,14 @@ def needs_cosign(body: dict[str, Any], author_supervised: bool) -> bool:
     return author_supervised and signed(body) and not cosigned(body)
 
 
-def _moment(value: str) -> datetime:
+def moment(value: str) -> datetime:
     """A FHIR date, dateTime or instant as an aware datetime (partial dates: their start)."""
     if re.fullmatch(r"\d{4}", value):
         value += "-01-01"
     elif re.fullmatch(r"\d{4}-\d{2}", value):
         value += "-01"
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    found = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
 def overdue(drafts: list[tuple[str, str]], now_iso: str, days: int) -> list[str]:
@@ -250,76 +262,5 @@ def overdue(drafts: list[tuple[str, str]], now_iso: str, days: int) -> list[str]
     A date without a time counts from its midnight UTC. `ValueError` on a date that is
     not FHIR's date or dateTime.
     """
-    cutoff = _moment(now_iso) - timedelta(days=days)
-    return [draft_id for draft_id, created in drafts if _moment(created) < cutoff]
-
-
-PARTICIPANT_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-DOCUMENT_COMPLETION = "http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion"
-SIGNATURE_SYSTEM = "urn:iso-astm:E1762-95:2013"
-SIGNATURE_TYPES = {
-    "author": ("1.2.840.10065.1.12.1.1", "Author's Signature"),
-    "verifier": ("1.2.840.10065.1.12.1.5", "Verification Signature"),
-}
-SHA256_EXTENSION = "https://emr.example/fhir/StructureDefinition/content-sha256"
-_VERSIONED_NOTE = re.compile(rf"DocumentReference/{_ID}/_history/[0-9]{{1,18}}")
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
-
-
-def _check_signing(note_reference: str, role: str, sha256_hex: str, at: str) -> None:
-    """Programming errors (the use case builds these values), not client input."""
-    if not _VERSIONED_NOTE.fullmatch(note_reference):
-        raise ValueError("The target must be DocumentReference/<id>/_history/<version>.")
-    if role not in SIGNATURE_TYPES:
-        raise ValueError("The role is author or verifier.")
-    if not _HEX_SHA256.fullmatch(sha256_hex):
-        raise ValueError("The digest must be 64 lowercase hexadecimal digits.")
-    if not _INSTANT.fullmatch(at):
-        raise ValueError("The time must be an instant with its time zone.")
-    _moment(at)  # a day that exists (month 13 raises ValueError)
-
-
-def provenance(
-    note_reference_with_version: str,
-    signer_reference: str,
-    at: str,
-    role: Literal["author", "verifier"],
-    sha256_hex: str,
-) -> dict[str, Any]:
-    """The Provenance that records a signature on one version of a note.
-
-    `activity` is LA (legally authenticated) of v3-DocumentCompletion, a code of R4's
-    ProvenanceActivityType value set: "signed manually or electronically by the
-    individual who is legally responsible for that document". That is what a signature
-    and a supervisor's co-signature are; v3-DataOperation UPDATE would only say that the
-    record changed, which every version says. Who signed in which capacity is in
-    `agent[0].type` (author or verifier) and in the ASTM E1762 signature type.
-
-    `signature[0].data` is the base64 of the 32-byte SHA-256 digest of the note's text
-    bytes (not a cryptographic signature: the digest lets anyone check later that the
-    text is the one signed); the extension SHA256_EXTENSION repeats it in hex.
-    """
-    _check_signing(note_reference_with_version, role, sha256_hex, at)
-    code, display = SIGNATURE_TYPES[role]
-    who = {"reference": signer_reference}
-    participant = {"system": PARTICIPANT_SYSTEM, "code": role, "display": role.capitalize()}
-    activity = {"system": DOCUMENT_COMPLETION, "code": "LA", "display": "legally authenticated"}
-    return {
-        "resourceType": "Provenance",
-        "extension": [{"url": SHA256_EXTENSION, "valueString": sha256_hex}],
-        "target": [{"reference": note_reference_with_version}],
-        "occurredDateTime": at,
-        "recorded": at,
-        "activity": {"coding": [activity]},
-        "agent": [{"type": {"coding": [participant]}, "who": who}],
-        "signature": [
-            {
-                "type": [{"system": SIGNATURE_SYSTEM, "code": code, "display": display}],
-                "when": at,
-                "who": dict(who),
-                "targetFormat": CONTENT_TYPE,
-                "data": base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii"),
-            }
-        ],
-    }
+    cutoff = moment(now_iso) - timedelta(days=days)
+    return [draft_id for draft_id, created in drafts if moment(created) < cutoff]

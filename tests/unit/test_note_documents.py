@@ -9,9 +9,10 @@ from typing import Any, Literal
 import pytest
 
 from functions.common.errors import Invalid, PayloadTooLarge
-from functions.notes import documents
+from functions.notes import signing
 from functions.notes.documents import (
     DATA,
+    MAX_NOTE_BYTES,
     MAX_NOTE_CHARS,
     NOTE_CLASS_SYSTEM,
     content_sha256,
@@ -22,10 +23,10 @@ from functions.notes.documents import (
     note_rules,
     note_text,
     overdue,
-    provenance,
     signed,
     with_text,
 )
+from functions.notes.signing import provenance
 
 MIXED = "Café naïve — 患者は落ち着いている 🙂 Ωμέγα\n\tfin"  # accents, CJK, emoji, controls
 
@@ -76,9 +77,25 @@ def test_one_character_over_the_limit_is_payload_too_large() -> None:
     assert "100,000" in exc.value.issues[0].diagnostics
 
 
-def test_the_limit_counts_characters_not_bytes() -> None:
-    note = with_text(_note(), "🙂" * MAX_NOTE_CHARS)  # 400,000 bytes of UTF-8
+def test_the_character_limit_counts_code_points_not_bytes() -> None:
+    note = with_text(_note(), "é" * (MAX_NOTE_BYTES // 2))  # 2 bytes each, at the byte limit
     assert note_rules(note) == []
+
+
+def test_a_text_over_the_byte_limit_is_payload_too_large_naming_both_limits() -> None:
+    note = with_text(_note(), "🙂" * (MAX_NOTE_BYTES // 4 + 1))  # under 100,000 characters
+    with pytest.raises(PayloadTooLarge) as exc:
+        note_rules(note)
+    assert exc.value.issues[0].expression == [DATA]
+    assert "190,000 bytes" in exc.value.issues[0].diagnostics
+    assert "100,000 characters" in exc.value.issues[0].diagnostics
+
+
+def test_the_byte_limit_fits_the_request_body_limit_with_room_for_the_rest() -> None:
+    from functions.common.settings import api_settings
+
+    base64_chars = 4 * -(-MAX_NOTE_BYTES // 3)
+    assert api_settings().max_body_bytes - base64_chars >= 8 * 1024
 
 
 @pytest.mark.parametrize(
@@ -272,7 +289,7 @@ def test_the_provenance_of_a_signature_validates_and_carries_the_digest(
     assert signature["type"][0] == {
         "system": "urn:iso-astm:E1762-95:2013",
         "code": code,
-        "display": documents.SIGNATURE_TYPES[role][1],
+        "display": signing.SIGNATURE_TYPES[role][1],
     }
     assert signature["when"] == at and signature["who"] == {"reference": "Practitioner/dr1"}
     assert signature["targetFormat"] == "text/plain; charset=utf-8"
