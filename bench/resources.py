@@ -138,6 +138,9 @@ def medication_request(i: int, pid: str | None = None, rev: int = 0) -> dict[str
     assert pid is not None
     return {
         "resourceType": "MedicationRequest",
+        # a reported record (history from elsewhere): what is exercised here is the engine,
+        # not the prescribing rules (tests/api/test_medications_*.py)
+        "reportedBoolean": True,
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": _coded(

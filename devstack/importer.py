@@ -6,7 +6,8 @@ actor. References between the bundle's entries (`urn:uuid:...`) are rewritten to
 the new ids; a reference to something not loaded (an Organization, a Claim) is
 removed from the resource, keeping its display text, and counted in the report.
 A resource the server refuses is reported with the reason, never dropped
-silently. A bundle whose Patient is already known in the tenant (same
+silently. MedicationRequests come in as reported records (`reportedBoolean`):
+a history from elsewhere, not prescriptions of the clinic's prescribers. A bundle whose Patient is already known in the tenant (same
 identifier) is skipped whole, so importing a folder twice adds nothing.
 """
 
@@ -152,6 +153,11 @@ def _load_one(
             report.reused[kind] += 1
             return
     body = _rewrite(resource, ids, kind, report)
+    if kind == "MedicationRequest":
+        # the bundle's orders were written elsewhere: a medication history, reported
+        # (R4 reportedBoolean), not prescriptions of this clinic's prescribers
+        body = {**body, "reportedBoolean": True}
+        body.pop("reportedReference", None)
     try:
         new = _create(tenant, body)
     except ApiError as err:

@@ -57,7 +57,9 @@ STATES = StateMachine(
         "unknown": _ONLY({"unknown", "entered-in-error"}),
         "entered-in-error": _ONLY({"entered-in-error"}),
     },
-    initial=_ONLY({"active"}),  # prescribe
+    # a prescription starts active (the precheck holds it to that); a record reported
+    # from elsewhere (reportedBoolean, e.g. an imported history) may arrive in any state
+    initial=_ONLY({"active", "on-hold", *DISCONTINUED}),
     deletable=_ONLY({"draft", "entered-in-error"}),
 )
 
@@ -192,8 +194,26 @@ def _schedule_issues(body: dict[str, Any], drug: FormularyEntry) -> list[Issue]:
     return issues
 
 
+def reported(body: dict[str, Any]) -> bool:
+    """A record reported from another source (R4 `reportedBoolean`: a medication
+    history brought in, e.g. by the importer), not a prescription written here: it
+    names its drug in any code system and is held to none of the prescribing rules."""
+    return body.get("reportedBoolean") is True
+
+
+def _names_a_drug(body: dict[str, Any]) -> list[Issue]:
+    concept = body.get("medicationCodeableConcept")
+    text = concept.get("text") if isinstance(concept, dict) else None
+    if _codings(concept) or (isinstance(text, str) and text.strip()):
+        return []
+    return [Issue("required", f"{DRUG} must name the drug (a coding or a text).", [DRUG])]
+
+
 def order_rules(body: dict[str, Any]) -> list[Issue]:
-    """The order's own rules: a formulary drug, refills within its schedule's limits."""
+    """The order's own rules: a formulary drug, refills within its schedule's limits
+    (a reported record: only that it names a drug)."""
+    if reported(body):
+        return _names_a_drug(body)
     issues = _drug_issues(body)
     drug = drug_of(body)
     if drug is None:

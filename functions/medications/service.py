@@ -30,6 +30,7 @@ from functions.medications.rules import (
     list_entry,
     override_reason,
     prescriber_issues,
+    reported,
 )
 from models import chart, keys
 from models.clock import now
@@ -160,6 +161,12 @@ def precheck(caller: Caller, stored: Stored | None, body: dict[str, Any]) -> Non
     own Practitioner (403/400); an active order of a controlled substance needs
     that Practitioner's DEA registration on the order date and today (400); and
     it conflicts with no active order or allergy unless it gives a reason (409)."""
+    if reported(body):
+        return  # a history from elsewhere: no prescriber of ours, nothing prescribed
+    if stored is None and body.get("status") != "active":
+        raise Conflict(Issue("business-rule", "A new prescription is active; an order "
+                             "reported from elsewhere says so with reportedBoolean true.",
+                             [STATUS]))  # fmt: skip
     practitioner = _requester(caller, body)
     drug = drug_of(body)
     if drug is None or body.get("status") not in ACTIVE:

@@ -255,6 +255,9 @@ def medication_requests(api):  # type: ignore[no-untyped-def]
     def med(status: str, intent: str, authored: str, code: str) -> dict[str, Any]:
         return {
             "resourceType": "MedicationRequest",
+            # a reported record (history from elsewhere): what is exercised here is the engine,
+            # not the prescribing rules (tests/api/test_medications_*.py)
+            "reportedBoolean": True,
             "status": status,
             "intent": intent,
             "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code}]},

