@@ -52,6 +52,7 @@ LOCAL_SKIPPED: frozenset[str] = frozenset(
 
 # Logical ids the LocalStack values are read from (the contract of the template).
 TABLE, TABLE_KEY, DATA_KEY = "EmrTable", "EmrTableKey", "EmrDataKey"
+PSYCHOTHERAPY_KEY = "EmrPsychotherapyKey"  # psychotherapy notes: their own key
 USER_POOL, APP_CLIENT = "EmrUserPool", "EmrUserPoolClient"
 EVENT_BUS, ARCHIVE_BUCKET = "EmrEventBus", "EmrArchiveBucket"
 
@@ -67,6 +68,7 @@ class LocalStack:
     table_name: str
     table_key_id: str
     data_key_id: str
+    psychotherapy_key_id: str
     user_pool_id: str
     app_client_id: str
     event_bus_name: str
@@ -88,6 +90,7 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": LOCAL_ACCESS_KEY,
             "EMR_TABLE_NAME": self.table_name,
             "EMR_DATA_KEY_ID": self.data_key_id,
+            "EMR_PSYCHOTHERAPY_KEY_ID": self.psychotherapy_key_id,
             "EMR_USER_POOL_ID": self.user_pool_id,
             "EMR_APP_CLIENT_ID": self.app_client_id,
             "EMR_JWT_ISSUER": self.issuer(),
@@ -309,6 +312,7 @@ class Provisioner:
             table_name=table.ref,
             table_key_id=self.ensure(TABLE_KEY).ref,
             data_key_id=self.ensure(DATA_KEY).attrs["Arn"],
+            psychotherapy_key_id=self.ensure(PSYCHOTHERAPY_KEY).attrs["Arn"],
             user_pool_id=self.ensure(USER_POOL).ref,
             app_client_id=self.ensure(APP_CLIENT).ref,
             event_bus_name=self.ensure(EVENT_BUS).ref,

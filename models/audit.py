@@ -64,6 +64,7 @@ class AuditRecord:
     query_params: list[str] | None = None
     result_count: int | None = None
     patient_ids: list[str] | None = None  # every patient a search returned (ids only)
+    purpose: str | None = None  # declared purpose of use (v3 PurposeOfUse code), if any
     audit_id: str = field(default_factory=new_id)
 
 
@@ -85,6 +86,7 @@ FIELDS = (
     "version",
     "query_params",
     "result_count",
+    "purpose",
 )
 
 

@@ -104,6 +104,7 @@ class AuditItem(TableItem, discriminator="audit"):
     route = UnicodeAttribute(null=True)
     query_params = ListAttribute(of=UnicodeAttribute, null=True)
     result_count = NumberAttribute(null=True)
+    purpose = UnicodeAttribute(null=True)  # declared purpose of use, e.g. TREAT
 
 
 class OutboxItem(TableItem, discriminator="outbox"):

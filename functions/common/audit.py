@@ -58,6 +58,7 @@ class AuditDraft:
     query_params: list[str] | None = None
     result_count: int | None = None
     patient_ids: list[str] | None = None
+    purpose: str | None = None  # the declared purpose of use (X-Purpose-Of-Use), if any
     written: bool = False
     at: str | None = None
     transactions: int = 0
@@ -116,6 +117,7 @@ class AuditDraft:
             query_params=self.query_params,
             result_count=self.result_count,
             patient_ids=self.patient_ids,
+            purpose=self.purpose,
             audit_id=self.audit_id,
         )
 

@@ -29,7 +29,7 @@ from chalice.app import Request, Response
 from functions.common import auth, json_walk
 from functions.common.audit import AuditDraft
 from functions.common.authz import Permission, authorize
-from functions.common.caller import Caller
+from functions.common.caller import Caller, bound, purpose_from
 from functions.common.errors import (
     BUSY,
     INTERNAL,
@@ -371,10 +371,12 @@ def _run(
         principal = auth.principal_from(request.headers)
         draft.tenant, draft.actor = principal.tenant, principal.sub
         draft.actor_name, draft.roles = principal.username, sorted(principal.roles)
+        draft.purpose = purpose_from(request.headers)  # recorded even when refused
         authorize(principal, permission)
-        caller = Caller(principal, draft.request_id, draft)
+        caller = Caller(principal, draft.request_id, draft, purpose_of_use=draft.purpose)
         ctx = RequestContext(request, caller, base_url(request))
-        return view(ctx, **params)
+        with bound(caller):
+            return view(ctx, **params)
     except auth.AuthenticationFailed as err:
         draft.refusal = err.reason
         return error_response(err)

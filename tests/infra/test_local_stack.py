@@ -69,6 +69,7 @@ def test_env_has_exactly_the_contract_keys(stack: LocalStack) -> None:
         "AWS_SECRET_ACCESS_KEY",
         "EMR_TABLE_NAME",
         "EMR_DATA_KEY_ID",
+        "EMR_PSYCHOTHERAPY_KEY_ID",
         "EMR_USER_POOL_ID",
         "EMR_APP_CLIENT_ID",
         "EMR_JWT_ISSUER",
@@ -131,9 +132,12 @@ def test_keys_rotate_and_have_their_aliases(
     kms = client("kms")
     table_key = kms.describe_key(KeyId="alias/emr-table")["KeyMetadata"]
     data_key = kms.describe_key(KeyId="alias/emr-data")["KeyMetadata"]
+    psychotherapy_key = kms.describe_key(KeyId="alias/emr-psychotherapy")["KeyMetadata"]
     assert table_key["KeyId"] == stack.table_key_id
     assert data_key["Arn"] == stack.data_key_id
-    for key in (table_key, data_key):
+    assert psychotherapy_key["Arn"] == stack.psychotherapy_key_id != stack.data_key_id
+    assert stack.env()["EMR_PSYCHOTHERAPY_KEY_ID"] == stack.psychotherapy_key_id
+    for key in (table_key, data_key, psychotherapy_key):
         assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
     policy = json.loads(
         kms.get_key_policy(KeyId=stack.table_key_id, PolicyName="default")["Policy"]

@@ -37,6 +37,7 @@ STREAM_EVENT = "StreamPublisherDynamodbEventSource"
 FUNCTION_ENV = {
     "EMR_TABLE_NAME",
     "EMR_DATA_KEY_ID",
+    "EMR_PSYCHOTHERAPY_KEY_ID",
     "EMR_USER_POOL_ID",
     "EMR_APP_CLIENT_ID",
     "EMR_EVENT_BUS_NAME",
@@ -91,9 +92,9 @@ def test_template_is_two_space_indented_json() -> None:
     assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False) + "\n"
 
 
-def test_both_kms_keys_rotate_and_are_retained(template: dict[str, Any]) -> None:
+def test_every_kms_key_rotates_and_is_retained(template: dict[str, Any]) -> None:
     keys = _resources(template, "AWS::KMS::Key")
-    assert set(keys) == {"EmrTableKey", "EmrDataKey"}
+    assert set(keys) == {"EmrTableKey", "EmrDataKey", "EmrPsychotherapyKey"}
     for key in keys.values():
         assert key["Properties"]["EnableKeyRotation"] is True
         assert key["DeletionPolicy"] == "Retain"  # a retained table needs its key
@@ -107,6 +108,7 @@ def test_aliases_name_the_keys(template: dict[str, Any]) -> None:
     assert aliases == {
         "alias/emr-table": {"Ref": "EmrTableKey"},
         "alias/emr-data": {"Ref": "EmrDataKey"},
+        "alias/emr-psychotherapy": {"Ref": "EmrPsychotherapyKey"},
     }
 
 
@@ -119,12 +121,20 @@ def test_table_key_policy_allows_dynamodb_only_via_the_service(template: dict[st
     assert condition["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
 
 
-def test_data_key_policy_delegates_use_to_iam(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("key", ["EmrDataKey", "EmrPsychotherapyKey"])
+def test_data_key_policies_delegate_use_to_iam(template: dict[str, Any], key: str) -> None:
     root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
-    statements = _props(template, "EmrDataKey")["KeyPolicy"]["Statement"]
+    statements = _props(template, key)["KeyPolicy"]["Statement"]
     assert all(s["Principal"] == root for s in statements)
     actions = {a for s in statements for a in _as_list(s["Action"])}
     assert {"kms:GenerateDataKey", "kms:Decrypt", "kms:Put*", "kms:ScheduleKeyDeletion"} <= actions
+
+
+def test_psychotherapy_key_has_the_data_key_policy_shape(template: dict[str, Any]) -> None:
+    assert (
+        _props(template, "EmrPsychotherapyKey")["KeyPolicy"]
+        == _props(template, "EmrDataKey")["KeyPolicy"]
+    )
 
 
 def test_no_service_wide_wildcard_actions_anywhere(template: dict[str, Any]) -> None:
@@ -170,6 +180,22 @@ def test_api_role_table_and_data_key_grants(template: dict[str, Any]) -> None:
         "kms:EncryptionContextKeys": ["tenant", "class"]
     }
     assert condition["Null"] == {"kms:EncryptionContextKeys": "false"}
+
+
+def test_api_role_uses_the_psychotherapy_key_for_that_class_only(template: dict[str, Any]) -> None:
+    statements = {s["Sid"]: s for _, s in _role_statements(template) if _ == "ApiHandlerRole"}
+    kms = statements["PsychotherapyKeysUnderTenantContext"]
+    assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert kms["Resource"] == {"Fn::GetAtt": ["EmrPsychotherapyKey", "Arn"]}
+    condition = kms["Condition"]
+    assert condition["ForAllValues:StringEquals"] == {
+        "kms:EncryptionContextKeys": ["tenant", "class"]
+    }
+    assert condition["Null"] == {"kms:EncryptionContextKeys": "false"}
+    assert condition["StringEquals"] == {"kms:EncryptionContext:class": "psychotherapy"}
+    psychotherapy_key = {"Fn::GetAtt": ["EmrPsychotherapyKey", "Arn"]}
+    others = [s for sid, s in statements.items() if sid != "PsychotherapyKeysUnderTenantContext"]
+    assert all(psychotherapy_key not in _as_list(s["Resource"]) for s in others)
 
 
 def test_publisher_role_reads_the_stream_and_puts_on_the_bus(template: dict[str, Any]) -> None:
@@ -487,6 +513,9 @@ def test_functions_get_the_stack_environment(template: dict[str, Any]) -> None:
         assert variables["EMR_EVENT_BUS_NAME"] == "emr"
         assert variables["EMR_TABLE_NAME"] == {"Ref": "EmrTable"}
         assert variables["EMR_DATA_KEY_ID"] == {"Fn::GetAtt": ["EmrDataKey", "Arn"]}
+        assert variables["EMR_PSYCHOTHERAPY_KEY_ID"] == {
+            "Fn::GetAtt": ["EmrPsychotherapyKey", "Arn"]
+        }
 
 
 def test_stream_publisher_event_source(template: dict[str, Any]) -> None:
@@ -552,6 +581,7 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) == {
         "TableName",
         "DataKeyArn",
+        "PsychotherapyKeyArn",
         "UserPoolId",
         "UserPoolClientId",
         "EventBusName",

@@ -296,9 +296,13 @@ def test_no_roles_is_denied(key, op):
 RESOURCE: dict[str, Any] = {"resourceType": "Patient", "id": "p1"}
 
 
-def test_no_loaded_check_is_registered_today():
-    assert authz._loaded_checks == []
-    authz.check_loaded(who("clinician"), "Patient", "phi", RESOURCE)
+def test_only_the_note_rules_are_registered():
+    from functions.notes import access
+
+    assert authz._loaded_checks == [access.psychotherapy_purpose]
+    assert authz._views == [access.psychotherapy_view, access.billing_view]
+    authz.check_loaded(who("clinician"), "Patient", "phi", RESOURCE)  # other classes: no objection
+    assert authz.shown(who("biller"), "Patient", "phi", RESOURCE) == RESOURCE
 
 
 def test_loaded_checks_run_in_order_with_their_arguments_and_are_removed_after():
@@ -311,6 +315,7 @@ def test_loaded_checks_run_in_order_with_their_arguments_and_are_removed_after()
         calls.append(("second", p, t, c, r))
 
     principal = who("clinician")
+    registered = list(authz._loaded_checks)
     with authz.isolated_loaded_checks():
         authz.register_loaded_check(first)
         authz.register_loaded_check(second)
@@ -320,8 +325,8 @@ def test_loaded_checks_run_in_order_with_their_arguments_and_are_removed_after()
         ("first", principal, "Patient", "phi", RESOURCE),
         ("second", principal, "Patient", "phi", RESOURCE),
     ]
-    assert authz._loaded_checks == []
-    authz.check_loaded(principal, "Patient", "phi", RESOURCE)  # nothing runs any more
+    assert authz._loaded_checks == registered
+    authz.check_loaded(principal, "Patient", "phi", RESOURCE)  # ours do not run any more
     assert len(calls) == 2
 
 
@@ -342,6 +347,7 @@ def test_a_loaded_check_can_refuse_and_later_checks_do_not_run(refusal):
     def after(p: Principal, t: str, c: str, r: dict[str, Any]) -> None:
         ran.append("after")
 
+    registered = list(authz._loaded_checks)
     with authz.isolated_loaded_checks():
         authz.register_loaded_check(refuse)
         authz.register_loaded_check(after)
@@ -349,14 +355,15 @@ def test_a_loaded_check_can_refuse_and_later_checks_do_not_run(refusal):
             authz.check_loaded(who("supervisor"), "Patient", "phi", RESOURCE)
     assert raised.value is refusal
     assert ran == ["refuse"]
-    assert authz._loaded_checks == []
+    assert authz._loaded_checks == registered
 
 
 def test_isolation_restores_even_when_the_block_fails():
     def check(p: Principal, t: str, c: str, r: dict[str, Any]) -> None:
         raise Forbidden.of("forbidden", "no")
 
+    registered = list(authz._loaded_checks)
     with pytest.raises(RuntimeError), authz.isolated_loaded_checks():
         authz.register_loaded_check(check)
         raise RuntimeError("boom")
-    assert authz._loaded_checks == []
+    assert authz._loaded_checks == registered
