@@ -7,8 +7,9 @@ the new ids; a reference to something not loaded (an Organization, a Claim) is
 removed from the resource, keeping its display text, and counted in the report.
 A resource the server refuses is reported with the reason, never dropped
 silently. MedicationRequests come in as reported records (`reportedBoolean`):
-a history from elsewhere, not prescriptions of the clinic's prescribers. A bundle whose Patient is already known in the tenant (same
-identifier) is skipped whole, so importing a folder twice adds nothing.
+a history from elsewhere, not prescriptions of the clinic's prescribers. A
+bundle whose Patient is already known in the tenant (same identifier) is skipped
+whole, so importing a folder twice adds nothing.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from chalice.app import Request, Response
 from functions.common.authz import Op, Permission, allowed, check_loaded, shown
 from functions.common.bundle import bundle, history_entry, link
 from functions.common.errors import (
+    Gone,
     Invalid,
     Issue,
     MethodNotAllowed,
@@ -130,6 +131,19 @@ def admit(ctx: RequestContext, decl: ResourceType, op: Op, about_id: bool) -> No
     authorize(ctx.principal, Permission(decl.fhir_type, decl.data_class, op))
 
 
+def _guarded(ctx: RequestContext, decl: ResourceType, resource_id: str) -> None:
+    """Before a variant stored apart is changed, it is read and must be visible to the
+    writer (psychotherapy notes: their author or a granted role; 404 otherwise), as
+    for a read: a write can no more reach it than a read can. One GetItem."""
+    if decl.variant is None:
+        return
+    try:
+        _loaded(ctx, decl, service.read(ctx.caller, decl, resource_id))
+    except Gone:  # a tombstone shows no author: deleted is not known, to anyone
+        raise NotFound(Issue("not-found", f"{decl.fhir_type} is not known.",
+                             [f"{decl.fhir_type}.id"])) from None  # fmt: skip
+
+
 def by_id(ctx: RequestContext, decl: ResourceType, resource_id: str, op: Op) -> ResourceType:
     target = registry.for_id(decl, resource_id)
     admit(ctx, target, op, about_id=True)
@@ -188,6 +202,20 @@ def _criteria(text: str, where: str) -> dict[str, list[str]]:
         return parse_qs(text, keep_blank_values=True, strict_parsing=True, max_num_fields=50)
     except ValueError:
         raise Invalid(Issue("invalid", "Criteria must be a query string.", [where])) from None
+
+
+def _seen(ctx: RequestContext, decl: ResourceType, result: Any) -> Any:
+    """The page as the reader may see it. Hidden resources leave no trace: the
+    audit record names only what was returned, and the total is given only when the
+    page is the whole result (else it would count what was hidden)."""
+    seen = [v for s in result.found if (v := visible(ctx, decl, s)) is not None]
+    if len(seen) == len(result.found):
+        return result
+    patients = [s.address.patient_id for s in seen if s.address.patient_id]
+    ctx.caller.returned(decl.name, len(seen), patients)
+    whole = result.next_cursor is None and result.next_offset is None
+    return replace(result, found=seen, total=len(seen) if whole and result.total is not None
+                   else None)  # fmt: skip
 
 
 def _search_bundle(
@@ -270,9 +298,7 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         target = registry.for_search(decl, params)
         admit(ctx, target, Op.SEARCH, about_id=False)
         result = service.search_resources(ctx.caller, target, params)
-        seen = [v for s in result.found if (v := visible(ctx, target, s)) is not None]
-        result = replace(result, found=seen)
-        return fhir_response(_search_bundle(ctx, target, params, result))
+        return fhir_response(_search_bundle(ctx, target, params, _seen(ctx, target, result)))
 
     def search(ctx: RequestContext) -> Response:
         _check_accept(ctx.request)
@@ -292,13 +318,16 @@ def add_routes(decl: ResourceType) -> None:  # noqa: C901  (one closure per inte
         _check_accept(ctx.request)
         body = read_json_body(ctx.request)
         target = by_id(ctx, decl, resource_id, Op.UPDATE)
+        _guarded(ctx, target, resource_id)
         may_label = allowed(ctx.principal, Permission(t, target.data_class, Op.LABEL))
         if_match = ctx.request.headers.get("if-match")
         stored = service.update(ctx.caller, target, resource_id, body, if_match, may_label)
         return _written(ctx, stored, 200, location=False)
 
     def delete(ctx: RequestContext, resource_id: str) -> Response:
-        service.delete(ctx.caller, by_id(ctx, decl, resource_id, Op.DELETE), resource_id)
+        target = by_id(ctx, decl, resource_id, Op.DELETE)
+        _guarded(ctx, target, resource_id)
+        service.delete(ctx.caller, target, resource_id)
         return fhir_response(None, 204)
 
     def history(ctx: RequestContext, resource_id: str) -> Response:

@@ -225,3 +225,6 @@ PSYCHOTHERAPY_PROVENANCE = register(
         params=_provenance_params(),
     )
 )  # fmt: skip
+
+
+import functions.notes.access  # noqa: E402, F401  (registers the note checks and views)

@@ -321,10 +321,6 @@ def test_a_search_naming_the_category_returns_the_note_to_its_author_only(api, c
     assert r.status_code == 400 and json.loads(r.body)["issue"][0]["expression"] == [PURPOSE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the search route counts `total` before views hide entries (functions/engine/routes.py)",
-)
 def test_a_hidden_note_is_not_counted_in_the_total(api, charts):
     chart = charts[TENANTS[0]]
     url = f"{BASE}/DocumentReference?patient={chart.patient}&category={CATEGORY}"
@@ -401,10 +397,6 @@ def test_each_read_lands_in_the_trail_with_its_purpose(api, charts, tenant):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="update and delete run no after-load check (functions/engine/routes.py)",
-)
 def test_another_clinician_cannot_change_or_delete_the_note(api, charts):
     chart = charts[TENANTS[0]]
     r = api.http.get(
