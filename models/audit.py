@@ -65,6 +65,7 @@ class AuditRecord:
     result_count: int | None = None
     patient_ids: list[str] | None = None  # every patient a search returned (ids only)
     purpose: str | None = None  # declared purpose of use (v3 PurposeOfUse code), if any
+    overrides: list[str] | None = None  # kinds of rule overridden with a reason, if any
     audit_id: str = field(default_factory=new_id)
 
 
@@ -87,6 +88,7 @@ FIELDS = (
     "query_params",
     "result_count",
     "purpose",
+    "overrides",
 )
 
 

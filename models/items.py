@@ -105,6 +105,7 @@ class AuditItem(TableItem, discriminator="audit"):
     query_params = ListAttribute(of=UnicodeAttribute, null=True)
     result_count = NumberAttribute(null=True)
     purpose = UnicodeAttribute(null=True)  # declared purpose of use, e.g. TREAT
+    overrides = ListAttribute(of=UnicodeAttribute, null=True)  # e.g. ["duplicate-class"]
 
 
 class OutboxItem(TableItem, discriminator="outbox"):

@@ -139,4 +139,11 @@ def to_audit_event(item: AuditItem) -> dict[str, Any]:
         event["entity"].append({"what": {"reference": f"{item.resource_type}/{item.resource_id}"}})
     agent = event["agent"][0]
     event["agent"][0] = {k: v for k, v in agent.items() if v is not None}
+    if item.purpose:
+        event["purposeOfEvent"] = [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": item.purpose
+        }]}]  # fmt: skip
+    if item.overrides:
+        event["extension"].append({"url": "urn:emr:overridden-rules",
+                                   "valueString": ",".join(item.overrides)})  # fmt: skip
     return event

@@ -59,6 +59,8 @@ class AuditDraft:
     result_count: int | None = None
     patient_ids: list[str] | None = None
     purpose: str | None = None  # the declared purpose of use (X-Purpose-Of-Use), if any
+    # rules the request overrode with a stated reason (e.g. a duplicate therapy), by kind
+    overrides: list[str] | None = None
     written: bool = False
     at: str | None = None
     transactions: int = 0
@@ -118,6 +120,7 @@ class AuditDraft:
             result_count=self.result_count,
             patient_ids=self.patient_ids,
             purpose=self.purpose,
+            overrides=self.overrides,
             audit_id=self.audit_id,
         )
 

@@ -245,6 +245,25 @@ POLICY: dict[tuple[str, str], dict[Op, frozenset[Role]]] = {
         Op.DELETE: _roles(R.SUPERVISOR),
         Op.LABEL: _CARE,
     },
+    ("Questionnaire", "catalog"): {
+        # The published instruments (PHQ-9, GAD-7, C-SSRS screener), served from code:
+        # not PHI, read by every signed-in role.
+        Op.READ: _ALL,
+        Op.SEARCH: _ALL,
+    },
+    ("NoteTemplate", "config"): {
+        # The clinic's note templates (no PHI): read by those who write notes and by
+        # administrators; kept by the clinical lead and administrators.
+        Op.READ: _roles(_CARE, R.ADMIN),
+        Op.SEARCH: _roles(_CARE, R.ADMIN),
+        Op.UPDATE: _roles(R.SUPERVISOR, R.ADMIN),
+        Op.DELETE: _roles(R.SUPERVISOR, R.ADMIN),
+    },
+    ("TenantSettings", "config"): {
+        # The clinic's options (unsigned-note days, roles granted psychotherapy notes).
+        Op.READ: _roles(R.ADMIN),
+        Op.UPDATE: _roles(R.ADMIN),
+    },
     ("AuditEvent", "audit"): {
         # The audit trail is for compliance only: it names who saw which patient, so it
         # is sensitive itself, and the audited must not read (or shape) their own trail.

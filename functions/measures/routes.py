@@ -11,7 +11,6 @@ scoring is the declaration's (functions/measures/declarations.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from chalice import Blueprint
@@ -28,19 +27,7 @@ bp = Blueprint(__name__)
 ANY = ["*/*"]
 
 
-@dataclass(frozen=True)
-class _Published(Permission):
-    """The Questionnaires are published instruments, not PHI: every signed-in role may
-    read them. The policy table has no row for them, so their routes ask for the one
-    permission all eight roles hold, reading the staff directory (no PHI either), and
-    are audited under their own action, `questionnaire.read`."""
-
-    @property
-    def name(self) -> str:
-        return "questionnaire.read"
-
-
-QUESTIONNAIRE_READ = _Published("Practitioner", "staff", Op.READ)
+QUESTIONNAIRE_READ = Permission("Questionnaire", "catalog", Op.READ)
 TREND = Permission("Observation", "phi", Op.SEARCH)
 RESOLVE = Permission("Flag", "phi", Op.UPDATE)
 GENERAL = ("_format", "_pretty", "_count", "_summary")

@@ -154,6 +154,8 @@ def _check_conflicts(caller: Caller, stored: Stored | None, body: dict[str, Any]
     found = conflicts(own, items.orders, items.allergies)  # a change is not its own duplicate
     if found and override_reason(body) is None:
         raise Conflict(conflict_outcome(found))
+    if found:  # overridden with a reason: the audit record says which rules
+        caller.audit.overrides = sorted({c.kind for c in found})
 
 
 def precheck(caller: Caller, stored: Stored | None, body: dict[str, Any]) -> None:

@@ -19,15 +19,13 @@ audit action `notetemplate.<op>`; the rule itself is checked in each view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from chalice import Blueprint
 from chalice.app import Request, Response
 
-from functions.common.authz import Op, Permission, Role, allowed
+from functions.common.authz import Op, Permission, allowed
 from functions.common.bundle import bundle
-from functions.common.errors import Forbidden, Issue
 from functions.common.http import (
     RequestContext,
     fhir_response,
@@ -49,36 +47,14 @@ ANY = ["*/*"]
 NOTE = DOCUMENT_REFERENCE.fhir_type
 SIGN_NOTE = Permission(NOTE, DOCUMENT_REFERENCE.data_class, Op.SIGN)
 SEARCH_NOTES = Permission(NOTE, DOCUMENT_REFERENCE.data_class, Op.SEARCH)
-TEMPLATE_READERS = frozenset({Role.CLINICIAN, Role.PRESCRIBER, Role.SUPERVISOR, Role.ADMIN})
-TEMPLATE_WRITERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 
-@dataclass(frozen=True)
-class _Door(Permission):
-    """A permission every role holds (the staff directory's read row), audited under
-    its own action: for routes the policy table has no row for."""
-
-    action: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.action
-
-
-def _door(op: str) -> _Door:
-    return _Door("Practitioner", "staff", Op.READ, action=f"notetemplate.{op}")
+def _template_permission(op: Op) -> Permission:
+    return Permission("NoteTemplate", "config", op)
 
 
 def _current() -> Any:
     return bp.current_request
-
-
-def _may(ctx: RequestContext, roles: frozenset[Role], what: str) -> None:
-    if not any(role in roles for role in ctx.principal.roles):
-        raise Forbidden(Issue("forbidden", f"Your roles do not allow {what} note templates."))
-
-
-# ----------------------------------------------------------------- signing
 
 
 def _concerns(request: Request, params: dict[str, str]) -> tuple[str, str, str | None]:
@@ -165,32 +141,28 @@ def _template(template: Template, built_in: bool, draft: bool = False) -> dict[s
 
 
 @bp.route("/notes/templates", methods=["GET"], content_types=ANY)
-@fhir_view(_current, _door("search"))
+@fhir_view(_current, _template_permission(Op.SEARCH))
 def list_templates(ctx: RequestContext) -> Response:
-    _may(ctx, TEMPLATE_READERS, "reading")
     found = service.list_templates(ctx.tenant)
     return fhir_response({"templates": [_template(t, b) for t, b in found]})
 
 
 @bp.route("/notes/templates/{key}", methods=["GET"], content_types=ANY)
-@fhir_view(_current, _door("read"))
+@fhir_view(_current, _template_permission(Op.READ))
 def get_template(ctx: RequestContext, key: str) -> Response:
-    _may(ctx, TEMPLATE_READERS, "reading")
     template, built_in = service.get_template(ctx.tenant, key)
     return fhir_response(_template(template, built_in, draft=True))
 
 
 @bp.route("/notes/templates/{key}", methods=["PUT"], content_types=ANY)
-@fhir_view(_current, _door("update"))
+@fhir_view(_current, _template_permission(Op.UPDATE))
 def put_template(ctx: RequestContext, key: str) -> Response:
-    _may(ctx, TEMPLATE_WRITERS, "writing")
     template = service.put_template(ctx.caller, key, read_json_body(ctx.request))
     return fhir_response(_template(template, False, draft=True))
 
 
 @bp.route("/notes/templates/{key}", methods=["DELETE"], content_types=ANY)
-@fhir_view(_current, _door("delete"))
+@fhir_view(_current, _template_permission(Op.DELETE))
 def delete_template(ctx: RequestContext, key: str) -> Response:
-    _may(ctx, TEMPLATE_WRITERS, "writing")
     service.delete_template(ctx.caller, key)
     return fhir_response(None, 204)

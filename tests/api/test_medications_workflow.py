@@ -344,3 +344,17 @@ def test_prescribing_and_discontinuing_each_stage_their_event_with_ids_and_codes
     text = json.dumps(list(found.values()))
     for phi in ("Cross-taper", "Nausea", "one tablet"):
         assert phi not in text
+
+
+def test_an_overridden_conflict_is_in_the_audit_record(api):  # type: ignore[no-untyped-def]
+    pid = new_patient(api)
+    _prescribe(api, pid, SERTRALINE)
+    created = _prescribe(api, pid, ESCITALOPRAM, extension=override("Cross-taper."))
+    r = api.http.get(f"{BASE}/AuditEvent?patient={pid}", headers=api.headers("compliance"))
+    events = [e["resource"] for e in json.loads(r.body)["entry"]]
+    about = [e for e in events if any(x.get("what", {}).get("reference") ==
+                                      f"MedicationRequest/{created['id']}" for x in e["entity"])]
+    overridden = [x["valueString"] for e in about for x in e["extension"]
+                  if x["url"] == "urn:emr:overridden-rules"]  # fmt: skip
+    assert overridden == ["duplicate-class"]
+    assert "Cross-taper" not in r.body.decode()  # the reason stays in the order, not the trail

@@ -189,6 +189,39 @@ MATRIX: dict[tuple[str, str], str] = {
         admin            . . . . . . . .
         compliance       . . . . . . . .
     """,
+    ("Questionnaire", "catalog"): """
+                         r s c u d h l g
+        clinician        X X . . . . . .
+        prescriber       X X . . . . . .
+        supervisor       X X . . . . . .
+        front_desk       X X . . . . . .
+        biller           X X . . . . . .
+        care_coordinator X X . . . . . .
+        admin            X X . . . . . .
+        compliance       X X . . . . . .
+    """,
+    ("NoteTemplate", "config"): """
+                         r s c u d h l g
+        clinician        X X . . . . . .
+        prescriber       X X . . . . . .
+        supervisor       X X . X X . . .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator . . . . . . . .
+        admin            X X . X X . . .
+        compliance       . . . . . . . .
+    """,
+    ("TenantSettings", "config"): """
+                         r s c u d h l g
+        clinician        . . . . . . . .
+        prescriber       . . . . . . . .
+        supervisor       . . . . . . . .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator . . . . . . . .
+        admin            X . . X . . . .
+        compliance       . . . . . . . .
+    """,
     ("AuditEvent", "audit"): """
                          r s c u d h l g
         clinician        . . . . . . . .

@@ -414,3 +414,16 @@ def test_another_clinician_cannot_change_or_delete_the_note(api, charts):
     assert r.status_code == 404
     r = api.http.delete(url, headers=_bearer(chart.tokens["other"], "TREAT"))
     assert r.status_code == 404
+
+
+def test_compliance_sees_the_purpose_of_each_read(api, charts):
+    chart = charts[TENANTS[0]]
+    r = api.http.get(f"{BASE}/DocumentReference/{chart.note}",
+                     headers=_bearer(chart.tokens["author"], "HOPERAT"))  # fmt: skip
+    assert r.status_code == 200
+    trail = api.http.get(f"{BASE}/AuditEvent?patient={chart.patient}",
+                         headers=_demo(api, "compliance", TENANTS[0], None))  # fmt: skip
+    events = [e["resource"] for e in json.loads(trail.body)["entry"]]
+    purposes = [c["code"] for e in events for p in e.get("purposeOfEvent", [])
+                for c in p["coding"]]  # fmt: skip
+    assert "HOPERAT" in purposes
