@@ -144,6 +144,6 @@ def to_audit_event(item: AuditItem) -> dict[str, Any]:
             "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": item.purpose
         }]}]  # fmt: skip
     if item.overrides:
-        event["extension"].append({"url": "urn:emr:overridden-rules",
-                                   "valueString": ",".join(item.overrides)})  # fmt: skip
+        rules = ",".join(str(o) for o in item.overrides)
+        event["extension"].append({"url": "urn:emr:overridden-rules", "valueString": rules})
     return event
