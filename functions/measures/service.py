@@ -11,11 +11,7 @@ write again, this hook included (it reads the counter afresh).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
-
-from pynamodb.expressions.condition import Condition
-from pynamodb.models import Model
 
 from functions.common.caller import Caller
 from functions.common.errors import Conflict, Invalid, Issue
@@ -27,7 +23,7 @@ from functions.measures.declarations import FLAG, RESOLVE
 from models import chart
 from models.chart import Ring
 from models.clock import iso, now
-from models.resources import Address, Stored
+from models.resources import Stored
 from models.uow import UnitOfWork
 
 ROOT = "QuestionnaireResponse"
@@ -82,26 +78,6 @@ def _summary(observation: Stored, scored: scoring.Scored) -> dict[str, Any]:
     }
 
 
-@dataclass
-class _SameChart(UnitOfWork):
-    """Stages into the response's unit of work, leaving out a second check that the
-    patient is live: the response's own write makes it, and DynamoDB refuses two
-    operations on one item in a transaction."""
-
-    into: UnitOfWork = field(default_factory=UnitOfWork)
-    patient: tuple[str, str] = ("", "")
-
-    def put(self, label: str, item: Model, condition: Condition | None = None) -> None:
-        self.into.put(label, item, condition)
-
-    def delete(self, label: str, item: Model, condition: Condition | None = None) -> None:
-        self.into.delete(label, item, condition)
-
-    def check(self, label: str, model: type[Model], pk: str, sk: str, condition: Condition) -> None:
-        if (pk, sk) != self.patient:
-            self.into.check(label, model, pk, sk, condition)
-
-
 def stage_scoring(into: UnitOfWork, caller: Caller, stored: Stored, change: Change) -> None:
     """On a response's create: stage its score Observation, ring entry (and baseline),
     safety Flag and events in the response's own transaction (one BatchGetItem first:
@@ -109,8 +85,7 @@ def stage_scoring(into: UnitOfWork, caller: Caller, stored: Stored, change: Chan
     response, a = stored.resource, stored.address
     if change is not Change.CREATED or response is None or a.patient_id is None:
         return
-    owner = Address(a.tenant, "Patient", a.patient_id, a.patient_id)
-    uow = _SameChart(into=into, patient=(owner.pk, owner.sk))
+    uow = into  # one transaction with the response (it checks the patient once)
     instrument = instruments.questionnaire(str(response.get("questionnaire")))
     assert instrument is not None  # the declaration's rules refused any other
     scored = scoring.score(instrument, response, response["subject"], a.reference)

@@ -58,18 +58,6 @@ Seen = Callable[[ResourceType, Stored], Stored]  # the route's after-load checks
 Shown = Callable[[ResourceType, Stored], "Stored | None"]  # the role's view (None: hidden)
 
 
-class NoteWork(UnitOfWork):
-    """The unit of work of `$sign`/`$cosign`: the note and its Provenance both stage
-    the check that their patient is live, and DynamoDB refuses two operations on
-    one item in a transaction, so a check of an item already checked is staged once
-    (the same condition: the item exists and is not deleted)."""
-
-    def check(self, label: str, model: Any, pk: str, sk: str, condition: Any) -> None:
-        if any((p, s) == (pk, sk) for _, (_, p, s, _) in self._checks):
-            return
-        super().check(label, model, pk, sk, condition)
-
-
 # ----------------------------------------------------------------- who signs
 
 
@@ -200,7 +188,7 @@ def sign(caller: Caller, decl: ResourceType, note_id: str, if_match: str | None,
             raise Conflict(Issue("business-rule", "The note is already signed; add an "
                                  "addendum instead.", ["DocumentReference.docStatus"]))  # fmt: skip
         _check_author(current.resource or {}, author)
-        uow = NoteWork()
+        uow = UnitOfWork()
         new = _stage_sign(uow, caller, decl, current, counter)
         if _committed(caller, decl, uow, last=attempt == SIGN_ATTEMPTS - 1):
             return new
@@ -263,7 +251,7 @@ def cosign(caller: Caller, decl: ResourceType, note_id: str, if_match: str | Non
         current = seen(decl, current)
         _check_version(current, expected)
         _check_awaiting(current.resource or {}, supervisor)
-        uow = NoteWork()
+        uow = UnitOfWork()
         new = _stage_cosign(uow, caller, decl, current, counter)
         if _committed(caller, decl, uow, last=attempt == SIGN_ATTEMPTS - 1):
             return new

@@ -28,19 +28,7 @@ from models.resources import Stored
 from models.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from pynamodb.expressions.condition import Condition
-    from pynamodb.models import Model
-
-
-class _OneCheckPerItem(UnitOfWork):
-    """A composed write stages each of its resources' checks that the patient is live:
-    DynamoDB refuses two operations on one item in a transaction, so a check of an
-    item already checked (the same condition: live) is staged once."""
-
-    def check(self, label: str, model: type[Model], pk: str, sk: str, condition: Condition) -> None:
-        if any((m, p, k) == (model, pk, sk) for _, (m, p, k, _c) in self._checks):
-            return
-        super().check(label, model, pk, sk, condition)
+    pass
 
 
 @dataclass(frozen=True)
@@ -136,7 +124,7 @@ def sign(caller: Caller, plan_id: str, if_match: str | None) -> Signed:
     body = signed_body(current.resource or {}, signer)
     replaced_id = replaced_plan(body)
     old = _read_replaced(caller, replaced_id) if replaced_id is not None else None
-    uow = _OneCheckPerItem()
+    uow = UnitOfWork()
     plan = service.stage_replace(uow, caller, CARE_PLAN, current, body, step=SIGN)
     target = f"CarePlan/{plan_id}/_history/{plan.version}"
     record = plan_provenance(target, signer, iso(now()), plan_sha256(plan.resource or {}))
