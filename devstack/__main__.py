@@ -77,6 +77,9 @@ def bring_up(endpoint: str) -> Any:
         print(f"Demo data in {tenant}: {rep.summary()}")
         for refusal in rep.refused:
             print(f"  not loaded: {refusal}")
+    from devstack.demo_charting import seed_charting
+
+    print(seed_charting(cognito, local.user_pool_id, local.app_client_id))
     return local
 
 

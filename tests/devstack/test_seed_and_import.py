@@ -138,6 +138,8 @@ def test_bring_up_twice_on_one_moto_server_creates_no_duplicates():
     assert "'Encounter': 137" in first and "'Observation': 535" in first, first
     assert f"Demo users: 0 created ({everyone} in all)" in second
     assert _report_counts(second) == {"demo-clinic": (0, demo), "other-clinic": (0, 2)}
+    assert "demo charting: Patient/" in first, first
+    assert "demo charting already in place" in second, second
 
     assert {tenant: len(names) for tenant, names in result["users"].items()} == {
         tenant: len(ROLES) for tenant in TENANTS
@@ -414,6 +416,32 @@ def test_run_serves_the_api_with_a_token_from_the_token_command(running):  # typ
 
     status, body = http(f"{running.api}/fhir/R4/Patient?name=bea")
     assert status == 401, body
+
+
+def test_run_seeds_a_demo_chart_with_notes_scores_a_flag_and_a_safety_plan(running):  # type: ignore[no-untyped-def]
+    token = _token(running.env, "supervisor")
+    found = _search_http(running, token, identifier=_patient_identifier_of_first_demo())
+    assert len(found) == 1
+    status, chart = http(f"{running.api}/fhir/R4/Patient/{found[0]['id']}/$chart", token)
+    assert status == 200, chart
+    notes = chart["notes"]
+    assert len(notes) == 3  # signed, its addendum, one awaiting co-signature; drafts have none
+    assert sum(1 for n in notes if n.get("awaitingCosign")) == 1
+    assert [s["total"] for s in chart["scores"]["phq-9"]["recent"]] == [3, 7, 14, 16]
+    assert chart["scores"]["gad-7"]["baseline"]["total"] == 15
+    assert len(chart["flags"]) == 1  # PHQ-9 item 9 above 0 once
+    assert [p["kind"] for p in chart["plans"]] == ["safety-plan"]
+    assert "sertraline" in {m.get("ingredient") for m in chart["medications"]}
+    status, unsigned = http(f"{running.api}/notes/cosign-queue", token)
+    assert status == 200 and len(unsigned["entry"]) == 1
+
+
+def _patient_identifier_of_first_demo() -> str:
+    bundle = json.loads(sorted(DEMO_DIR.glob("*.json"))[0].read_text())
+    patient = next(e["resource"] for e in bundle["entry"]
+                   if e["resource"]["resourceType"] == "Patient")  # fmt: skip
+    ident = patient["identifier"][0]
+    return f"{ident['system']}|{ident['value']}"
 
 
 def test_run_answers_an_unknown_route_with_a_404_operation_outcome(running):  # type: ignore[no-untyped-def]
