@@ -150,7 +150,7 @@ SIGNATURE_TYPES = {
     "verifier": ("1.2.840.10065.1.12.1.5", "Verification Signature"),
 }
 SHA256_EXTENSION = "https://emr.example/fhir/StructureDefinition/content-sha256"
-_VERSIONED_NOTE = re.compile(rf"DocumentReference/{_ID}/_history/[0-9]{{1,18}}")
+_VERSIONED_NOTE = re.compile(rf"(DocumentReference|CarePlan)/{_ID}/_history/[0-9]{{1,18}}")
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
 
@@ -158,7 +158,7 @@ _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+
 def _check_signing(note_reference: str, role: str, sha256_hex: str, at: str) -> None:
     """Programming errors (the use case builds these values), not client input."""
     if not _VERSIONED_NOTE.fullmatch(note_reference):
-        raise ValueError("The target must be DocumentReference/<id>/_history/<version>.")
+        raise ValueError("The target must be DocumentReference|CarePlan/<id>/_history/<v>.")
     if role not in SIGNATURE_TYPES:
         raise ValueError("The role is author or verifier.")
     if not _HEX_SHA256.fullmatch(sha256_hex):
@@ -174,8 +174,10 @@ def provenance(
     at: str,
     role: Literal["author", "verifier"],
     sha256_hex: str,
+    target_format: str = CONTENT_TYPE,
 ) -> dict[str, Any]:
-    """The Provenance that records a signature on one version of a note.
+    """The Provenance that records a signature on one version of a note (or of a plan:
+    `target_format` says what the digest was taken over).
 
     `activity` is LA (legally authenticated) of v3-DocumentCompletion, a code of R4's
     ProvenanceActivityType value set: "signed manually or electronically by the
@@ -206,7 +208,7 @@ def provenance(
                 "type": [{"system": SIGNATURE_SYSTEM, "code": code, "display": display}],
                 "when": at,
                 "who": dict(who),
-                "targetFormat": CONTENT_TYPE,
+                "targetFormat": target_format,
                 "data": base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii"),
             }
         ],

@@ -15,19 +15,12 @@ the SHA256_EXTENSION extension; `targetFormat` says what was hashed.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import Any
 
 from functions.common.errors import Conflict, Issue
-from functions.notes.signing import (
-    DOCUMENT_COMPLETION,
-    PARTICIPANT_SYSTEM,
-    SHA256_EXTENSION,
-    SIGNATURE_SYSTEM,
-    SIGNATURE_TYPES,
-)
+from functions.notes.signing import provenance
 
 SIGNED_FORMAT = "application/fhir+json"
 
@@ -47,29 +40,10 @@ def plan_sha256(body: dict[str, Any]) -> str:
 def plan_provenance(
     plan_reference_with_version: str, signer_reference: str, at: str, sha256_hex: str
 ) -> dict[str, Any]:
-    """The Provenance of the author's signature on one version of a plan."""
-    code, display = SIGNATURE_TYPES["author"]
-    who = {"reference": signer_reference}
-    participant = {"system": PARTICIPANT_SYSTEM, "code": "author", "display": "Author"}
-    activity = {"system": DOCUMENT_COMPLETION, "code": "LA", "display": "legally authenticated"}
-    return {
-        "resourceType": "Provenance",
-        "extension": [{"url": SHA256_EXTENSION, "valueString": sha256_hex}],
-        "target": [{"reference": plan_reference_with_version}],
-        "occurredDateTime": at,
-        "recorded": at,
-        "activity": {"coding": [activity]},
-        "agent": [{"type": {"coding": [participant]}, "who": who}],
-        "signature": [
-            {
-                "type": [{"system": SIGNATURE_SYSTEM, "code": code, "display": display}],
-                "when": at,
-                "who": dict(who),
-                "targetFormat": SIGNED_FORMAT,
-                "data": base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii"),
-            }
-        ],
-    }
+    """The Provenance of the author's signature on one version of a plan: as a note's,
+    the digest taken over the plan's canonical JSON."""
+    return provenance(plan_reference_with_version, signer_reference, at, "author", sha256_hex,
+                      SIGNED_FORMAT)  # fmt: skip
 
 
 LOCKED = "active"
