@@ -427,3 +427,20 @@ def test_compliance_sees_the_purpose_of_each_read(api, charts):
     purposes = [c["code"] for e in events for p in e.get("purposeOfEvent", [])
                 for c in p["coding"]]  # fmt: skip
     assert "HOPERAT" in purposes
+
+
+def test_the_chart_and_everything_never_hold_psychotherapy_notes(api, charts):
+    chart = charts[TENANTS[1]]
+    author = _bearer(chart.tokens["author"], "TREAT")
+    for note in (chart.note, chart.clinical_note):  # both signed: each may take a header
+        r = api.http.post(f"{BASE}/DocumentReference/{note}/$sign", body="{}", headers=author)
+        assert r.status_code == 200, r.body
+    r = api.http.get(f"{BASE}/Patient/{chart.patient}/$chart", headers=author)
+    assert r.status_code == 200, r.body
+    assert [n["id"] for n in json.loads(r.body)["notes"]] == [chart.clinical_note]
+    assert chart.note not in r.body.decode()
+    r = api.http.get(f"{BASE}/Patient/{chart.patient}/$everything?_count=100", headers=author)
+    assert r.status_code == 200, r.body
+    found = {e["resource"]["id"] for e in json.loads(r.body)["entry"]}
+    assert chart.clinical_note in found and chart.note not in found
+    assert chart.note not in r.body.decode()  # nor its signature (a Provenance naming it)
