@@ -107,3 +107,25 @@ def test_a_sign_retried_over_http_after_success_is_409_not_a_second_signature(ap
     second = api.http.post(path, body="", headers=clinician.headers())
     assert (first.status_code, second.status_code) == (200, 409)
     assert len(provenances(api, clinician, note["id"])) == 1
+
+
+def test_two_edits_of_one_draft_with_the_same_if_match_one_wins_and_one_is_412(api, clinician):
+    import base64
+    from concurrent.futures import ThreadPoolExecutor
+
+    note = draft(api, clinician, new_patient(api))
+    url = f"/fhir/R4/DocumentReference/{note['id']}"
+
+    def edit(text: str) -> int:
+        body = json.loads(json.dumps(note))
+        body["content"][0]["attachment"]["data"] = base64.b64encode(text.encode()).decode()
+        return int(api.http.put(url, body=json.dumps(body),
+                                headers=clinician.headers(**{"If-Match": 'W/"1"'})).status_code)
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(edit, ["First edit.", "Second edit."]))
+    assert statuses == [200, 412]
+    current = json.loads(api.http.get(url, headers=clinician.headers()).body)
+    assert current["meta"]["versionId"] == "2"
+    text = base64.b64decode(current["content"][0]["attachment"]["data"]).decode()
+    assert text in ("First edit.", "Second edit.")
