@@ -246,8 +246,8 @@ def notes(c: dict[str, Any]) -> list[str]:
     return [
         f"chart Query bytes: {units['10'][1]:,} with 10 notes, {units['1000_after_20'][1]:,} "
         f"after 20, {units['1000'][1]:,} with 1,000 (read units {units['10'][0]}, "
-        f"{units['1000_after_20'][0]}, {units['1000'][0]}): the 20 note headers are the only "
-        "part that grows, and only until the ring is full",
+        f"{units['1000_after_20'][0]}, {units['1000'][0]}): the note headers are the only "
+        "part that grows, and only until the 20 latest are in",
         f"chart at 1,000 notes: API {big['api']:.1f} ms vs raw Query {big['raw_query']:.1f} ms "
         "(medians); the local Query's time grows with the partition (moto reads it whole), "
         "DynamoDB's does not: the overhead ratio is taken on the 10-note chart",

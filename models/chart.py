@@ -5,10 +5,12 @@ Beside a patient's resources, the chart holds small sealed summaries under
 
 * entries keyed by resource (an active problem, medication, allergy, flag, plan),
   put while the resource is active and deleted in the write that ends it;
-* rings of fixed size (the last 12 scores of an instrument, the 20 latest note
-  headers): entry `n` of a ring takes slot `n % size`, and the ring's counter
-  (`K#<ring>`, outside the chart's range) moves from `n` to `n + 1` in the same
-  transaction, conditionally, so two writers never take one slot.
+* rings of fixed size (the last 12 scores of an instrument): entry `n` of a ring
+  takes slot `n % size`, and the ring's counter (`K#<ring>`, outside the chart's
+  range) moves from `n` to `n + 1` in the same transaction, conditionally, so two
+  writers never take one slot;
+* packs (the 20 latest note headers): one item holding the section's entries,
+  rewritten whole under a conditional version (below).
 
 `read` is the chart's one Query: `C#` to `C$`, consistent, bounded by the sizes
 above whatever the length of the record. It returns the entries still sealed,
@@ -98,25 +100,6 @@ def stage_ring_entry(
     uow.put("counter", counter, unchanged)
 
 
-def stage_ring_rewrite(
-    uow: UnitOfWork,
-    tenant: str,
-    patient_id: str,
-    ring: Ring,
-    n: int,
-    counter: int,
-    data_class: str,
-    summary: dict[str, Any],
-) -> None:
-    """Rewrite entry `n` (e.g. a note header once co-signed) if the ring still holds
-    it (`counter - n < size`); conditional on the counter still being `counter`."""
-    if counter - n >= ring.size or n >= counter:
-        return
-    stage_entry(uow, tenant, patient_id, ring.slot_key(n), data_class, summary, seq=n)
-    pk, sk = counter_keys(tenant, patient_id, ring)
-    uow.check("counter", CounterItem, pk, sk, CounterItem.value == counter)
-
-
 @dataclass(frozen=True)
 class SealedEntry:
     key: str
@@ -160,3 +143,60 @@ def read(tenant: str, patient_id: str) -> ChartRead:
                                            None if item.seq is None else int(item.seq),
                                            item.body, item.pk, item.sk, tenant))  # fmt: skip
     return ChartRead(entries, size, pages)
+
+
+# ----------------------------------------------------------------- packed sections
+# A section whose entries are read together and are small (the 20 latest note
+# headers) is one item: one sealed list, newest first, and a version (`seq`) that
+# every write moves from `v` to `v + 1` conditionally. The chart Query then reads
+# one item (one data key, one set of key attributes) instead of 20; a write reads
+# the pack first (in the BatchGetItem it already makes) and writes it whole.
+
+
+@dataclass(frozen=True)
+class Pack:
+    key: str  # chart key of the item, e.g. "3#note"
+    size: int  # entries kept, newest first
+
+
+@dataclass(frozen=True)
+class PackRead:
+    entries: list[dict[str, Any]]  # newest first
+    version: int | None  # None: never written
+
+
+EMPTY = PackRead([], None)
+
+
+def pack_keys(tenant: str, patient_id: str, pack: Pack) -> tuple[str, str]:
+    return keys.patient_pk(tenant, patient_id), keys.chart_sk(pack.key)
+
+
+def open_pack(item: ChartEntryItem) -> PackRead:
+    sealed = SealedEntry(item.key, item.data_class, None, item.body, item.pk, item.sk, item.tenant)
+    listed = sealed.open().get("entries")
+    entries = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
+    return PackRead(entries, None if item.seq is None else int(item.seq))
+
+
+def stage_pack(
+    uow: UnitOfWork,
+    tenant: str,
+    patient_id: str,
+    pack: Pack,
+    read: PackRead,
+    entries: list[dict[str, Any]],
+    data_class: str,
+) -> None:
+    """Write the pack's new entries (newest first, cut to its size), conditional on
+    the pack still being the version read: a concurrent write fails the transaction
+    (as `chart`), and the writer reads again."""
+    pk, sk = pack_keys(tenant, patient_id, pack)
+    body = {"entries": entries[: pack.size]}
+    blob = _seal(tenant, pk, sk, data_class, body)
+    version = (read.version or 0) + 1
+    item = ChartEntryItem(pk, sk, tenant=tenant, patient_id=patient_id, key=pack.key,
+                          data_class=data_class, body=blob, seq=version)  # fmt: skip
+    unchanged = (ChartEntryItem.pk.does_not_exist() if read.version is None
+                 else ChartEntryItem.seq == read.version)  # fmt: skip
+    uow.put("chart", item, unchanged)

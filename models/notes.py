@@ -24,7 +24,8 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import DeleteError
 
 from models import keys
-from models.items import CounterItem, ResourceItem, TableItem
+from models.chart import EMPTY, PackRead, open_pack
+from models.items import ChartEntryItem, ResourceItem, TableItem
 from models.resources import Address, Stored, open_body
 
 TEMPLATE = "NOTE-TEMPLATE"
@@ -93,21 +94,19 @@ def delete_template(tenant: str, key: str) -> bool:
     return True
 
 
-def read_with_counter(
-    address: Address, counter_pk: str, counter_sk: str
-) -> tuple[Stored | None, int]:
+def read_with_pack(address: Address, pack_pk: str, pack_sk: str) -> tuple[Stored | None, PackRead]:
     """The current version of a resource (a tombstone's `resource` is None) and a
-    chart ring's counter (0 when never written), in one consistent BatchGetItem:
+    packed chart section (empty when never written), in one consistent BatchGetItem:
     what signing a note reads (docs/adr/0008)."""
-    wanted = [(address.pk, address.sk), (counter_pk, counter_sk)]
+    wanted = [(address.pk, address.sk), (pack_pk, pack_sk)]
     stored: Stored | None = None
-    counter = 0
+    pack = EMPTY
     for item in TableItem.batch_get(wanted, consistent_read=True):
-        if isinstance(item, CounterItem):
-            counter = int(item.value)
+        if isinstance(item, ChartEntryItem):
+            pack = open_pack(item)
         elif isinstance(item, ResourceItem):
             stored = _stored(item)
-    return stored, counter
+    return stored, pack
 
 
 def _stored(item: ResourceItem) -> Stored:

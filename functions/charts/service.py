@@ -91,9 +91,19 @@ def _place(result: Chart, entry: chart.SealedEntry, name: str, summary: dict[str
         else:
             result.scores.setdefault(instrument, []).append(summary)
     elif name == "notes":
-        result.notes.append((entry.seq or 0, summary))
+        result.notes.append((-len(result.notes), summary))  # packed newest first
     else:
         result.sections.setdefault(name, []).append(summary)
+
+
+def _summaries(entry: chart.SealedEntry, name: str) -> list[dict[str, Any]]:
+    """An entry's summaries: one, or the headers of the packed note section (newest
+    first), each shown or hidden by the reader's role view on its own."""
+    opened = entry.open()
+    if name != "notes":
+        return [opened]
+    listed = opened.get("entries")
+    return [h for h in listed if isinstance(h, dict)] if isinstance(listed, list) else []
 
 
 def chart_of(caller: Caller, patient_id: str) -> Chart:
@@ -109,10 +119,11 @@ def chart_of(caller: Caller, patient_id: str) -> Chart:
         if not _may_read(caller, entry, resource_type):
             result.withheld.add(name)
             continue
-        summary = shown(caller.principal, summary_type(resource_type), entry.data_class,
-                        entry.open())  # fmt: skip
-        if summary is not None:
-            _place(result, entry, name, summary)
+        for summary in _summaries(entry, name):
+            seen = shown(caller.principal, summary_type(resource_type), entry.data_class,
+                         summary)  # fmt: skip
+            if seen is not None:
+                _place(result, entry, name, seen)
     if result.patient is None and "patient" not in result.withheld:
         raise _no_chart(patient_id)
     for scores in result.scores.values():

@@ -2,13 +2,14 @@
 unsigned-notes list, the checks a note's create or update runs (its author, its
 addendum target) and a tenant's note templates. Plain functions, no Chalice.
 
-`$sign` reads the note and the chart's note-ring counter in one BatchGetItem
-(a psychotherapy note, which gets no chart header, only the note: one GetItem),
-then writes in ONE TransactWriteItems the note's final version, its Provenance,
-the chart header (slot `n % 20`, counter `n -> n + 1`), the `NoteSigned` event,
-the generic events and the audit record. A write that loses a race (the note
-changed, or another note took the ring's slot) is read again and retried; the
-read then tells 409 (already signed) or 412 (stale If-Match).
+`$sign` reads the note and the chart's note headers (one packed item of the 20
+latest) in one BatchGetItem (a psychotherapy note, which gets no chart header,
+only the note: one GetItem), then writes in ONE TransactWriteItems the note's
+final version, its Provenance, the headers with this note's first (conditional
+on the version read), the `NoteSigned` event, the generic events and the audit
+record. A write that loses a race (the note changed, or another signature changed
+the headers) is read again and retried; the read then tells 409 (already signed)
+or 412 (stale If-Match).
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ from functions.notes.declarations import (
 from functions.notes.templates import Template
 from models import chart, keys, resources
 from models import notes as store
-from models.chart import Ring
+from models.chart import Pack, PackRead
 from models.clock import CROCKFORD, iso, now
 from models.resources import Stored
 from models.uow import UnitOfWork
 
-NOTES_RING = Ring("notes", "3#note", 20)
+NOTE_HEADERS = Pack("3#note", 20)  # the chart's 20 latest note headers, one item
 SIGN_ATTEMPTS = 4  # a lost race (the note, or the ring's slot) is read again and retried
 PAGE = "99"  # search page size when a list reads every match
 MAX_PAGES = 20
@@ -87,25 +88,25 @@ def missing(decl: ResourceType) -> NotFound:
                           [f"{decl.fhir_type}.id"]))  # fmt: skip
 
 
-def _read(caller: Caller, decl: ResourceType, note_id: str) -> tuple[Stored, int]:
-    """The note's current version and its chart's note-ring counter (0 for a note
-    that gets no header): one BatchGetItem, or one GetItem for a psychotherapy note."""
+def _read(caller: Caller, decl: ResourceType, note_id: str) -> tuple[Stored, PackRead]:
+    """The note's current version and its chart's note headers (none for a note that
+    gets no header): one BatchGetItem, or one GetItem for a psychotherapy note."""
     a = service.address_of(caller.tenant, decl, note_id)
     caller.touched(decl.name, note_id, a.patient_id if a else None)
     if a is None or a.patient_id is None:
         raise missing(decl)
     if decl.variant is None:
-        pk, sk = chart.counter_keys(caller.tenant, a.patient_id, NOTES_RING)
-        stored, counter = store.read_with_counter(a, pk, sk)
+        pk, sk = chart.pack_keys(caller.tenant, a.patient_id, NOTE_HEADERS)
+        stored, headers = store.read_with_pack(a, pk, sk)
     else:
-        stored, counter = resources.read_current(a), 0
+        stored, headers = resources.read_current(a), chart.EMPTY
     if stored is None:
         raise missing(decl)
     caller.touched(decl.name, note_id, a.patient_id, stored.version)
     if stored.deleted:
         raise Gone(Issue("deleted", f"This {decl.fhir_type} was deleted.",
                          [f"{decl.fhir_type}.id"]))  # fmt: skip
-    return stored, counter
+    return stored, headers
 
 
 def _check_version(stored: Stored, expected: int | None) -> None:
@@ -147,8 +148,26 @@ def _event_fields(caller: Caller, decl: ResourceType, new: Stored, prov: Stored)
     }
 
 
+def _stage_headers(uow: UnitOfWork, caller: Caller, decl: ResourceType, new: Stored,
+                   headers: PackRead, first: bool) -> None:  # fmt: skip
+    """The chart's note headers with this note's: first (signed) or in its place
+    (co-signed; left as they are when it is no longer among the latest)."""
+    if decl.variant is not None or new.address.patient_id is None:
+        return  # psychotherapy notes are never in the chart
+    header = signing.header(new.address.resource_id, new.version, new.resource or {})
+    others = [h for h in headers.entries if h.get("id") != new.address.resource_id]
+    if first:
+        entries = [header, *others]
+    elif len(others) < len(headers.entries):
+        entries = [header if h.get("id") == header["id"] else h for h in headers.entries]
+    else:
+        return
+    chart.stage_pack(uow, caller.tenant, new.address.patient_id, NOTE_HEADERS, headers,
+                     entries, decl.data_class)  # fmt: skip
+
+
 def _stage_sign(
-    uow: UnitOfWork, caller: Caller, decl: ResourceType, current: Stored, n: int
+    uow: UnitOfWork, caller: Caller, decl: ResourceType, current: Stored, headers: PackRead
 ) -> Stored:
     """Everything `$sign` writes, staged: the final version, Provenance, header, event."""
     assert current.resource is not None
@@ -156,14 +175,10 @@ def _stage_sign(
     author = _ref(signer)
     supervisor = signing.supervisor_of(signer.resource or {})
     at = iso(now())
-    in_chart = decl.variant is None
-    body = signing.signed_note(current.resource, author, at, supervisor, n if in_chart else None)
+    body = signing.signed_note(current.resource, author, at, supervisor)
     new = service.stage_replace(uow, caller, decl, current, body, step=SIGN)
     prov = _stage_provenance(uow, caller, new, author, at, "author")
-    if in_chart and new.address.patient_id is not None:
-        summary = signing.header(new.address.resource_id, new.version, new.resource or {})
-        chart.stage_ring_entry(uow, caller.tenant, new.address.patient_id, NOTES_RING, n,
-                               decl.data_class, summary)  # fmt: skip
+    _stage_headers(uow, caller, decl, new, headers, first=True)
     supervisor_id = supervisor.partition("/")[2] if supervisor else None
     from events import outbox  # pydantic: with the first signature only
     from events.notes import NoteSigned
@@ -182,7 +197,7 @@ def sign(caller: Caller, decl: ResourceType, note_id: str, if_match: str | None,
     expected = service.parse_if_match(if_match) if if_match is not None else None
     author = _ref(me(caller))
     for attempt in range(SIGN_ATTEMPTS):
-        current, counter = _read(caller, decl, note_id)
+        current, headers = _read(caller, decl, note_id)
         current = seen(decl, current)
         _check_version(current, expected)
         if documents.signed(current.resource or {}):
@@ -190,7 +205,7 @@ def sign(caller: Caller, decl: ResourceType, note_id: str, if_match: str | None,
                                  "addendum instead.", ["DocumentReference.docStatus"]))  # fmt: skip
         _check_author(current.resource or {}, author)
         uow = UnitOfWork()
-        new = _stage_sign(uow, caller, decl, current, counter)
+        new = _stage_sign(uow, caller, decl, current, headers)
         if _committed(caller, decl, uow, last=attempt == SIGN_ATTEMPTS - 1):
             return new
     raise AssertionError("unreachable")
@@ -223,7 +238,7 @@ def _check_awaiting(note: dict[str, Any], supervisor: str) -> None:
 
 
 def _stage_cosign(
-    uow: UnitOfWork, caller: Caller, decl: ResourceType, current: Stored, counter: int
+    uow: UnitOfWork, caller: Caller, decl: ResourceType, current: Stored, headers: PackRead
 ) -> Stored:
     assert current.resource is not None
     supervisor = _ref(me(caller))
@@ -231,11 +246,7 @@ def _stage_cosign(
     body = signing.cosigned_note(current.resource, supervisor)
     new = service.stage_replace(uow, caller, decl, current, body, step=COSIGN)
     prov = _stage_provenance(uow, caller, new, supervisor, at, "verifier")
-    n = signing.chart_entry(current.resource)
-    if decl.variant is None and n is not None and new.address.patient_id is not None:
-        summary = signing.header(new.address.resource_id, new.version, new.resource or {})
-        chart.stage_ring_rewrite(uow, caller.tenant, new.address.patient_id, NOTES_RING, n,
-                                 counter, decl.data_class, summary)  # fmt: skip
+    _stage_headers(uow, caller, decl, new, headers, first=False)
     from events import outbox  # pydantic: with the first signature only
     from events.notes import NoteCosigned
 
@@ -251,12 +262,12 @@ def cosign(caller: Caller, decl: ResourceType, note_id: str, if_match: str | Non
     expected = service.parse_if_match(if_match) if if_match is not None else None
     supervisor = _ref(me(caller))
     for attempt in range(SIGN_ATTEMPTS):
-        current, counter = _read(caller, decl, note_id)
+        current, headers = _read(caller, decl, note_id)
         current = seen(decl, current)
         _check_version(current, expected)
         _check_awaiting(current.resource or {}, supervisor)
         uow = UnitOfWork()
-        new = _stage_cosign(uow, caller, decl, current, counter)
+        new = _stage_cosign(uow, caller, decl, current, headers)
         if _committed(caller, decl, uow, last=attempt == SIGN_ATTEMPTS - 1):
             return new
     raise AssertionError("unreachable")

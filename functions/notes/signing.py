@@ -4,9 +4,8 @@ of the note, its chart header and the Provenance that records each signature.
 Signing locks the note (docStatus `final`) under its author's name. The author of
 a note may be a trainee: a Practitioner with the extension SUPERVISOR_URL naming
 their supervisor. A trainee's signed note carries AWAITING_COSIGN_URL naming that
-supervisor until the supervisor co-signs; it counts as final only then. A signed
-note records which entry of its chart's note ring holds its header
-(CHART_ENTRY_URL), so that co-signing can rewrite that header.
+supervisor until the supervisor co-signs; it counts as final only then. The
+chart's headers are found again by the note's id (functions/notes/service.py).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from functions.notes.documents import CONTENT_TYPE, moment
 
 _ID = r"[A-Za-z0-9\-.]{1,64}"
 SUPERVISOR_URL = "https://emr.example/fhir/StructureDefinition/supervisor"
-CHART_ENTRY_URL = "https://emr.example/fhir/StructureDefinition/chart-note-entry"
 _PRACTITIONER = re.compile(rf"Practitioner/({_ID})")
 
 
@@ -47,13 +45,6 @@ def awaiting_cosign(note: dict[str, Any]) -> str | None:
     return _practitioner_reference(_extension(note, AWAITING_COSIGN_URL))
 
 
-def chart_entry(note: dict[str, Any]) -> int | None:
-    """The position in its chart's note ring that holds the note's header."""
-    extension = _extension(note, CHART_ENTRY_URL)
-    value = extension.get("valueInteger") if extension else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def authors(note: dict[str, Any]) -> list[str]:
     """The `author` references of a note, as written."""
     found = note.get("author")
@@ -68,22 +59,20 @@ def _without(body: dict[str, Any], *urls: str) -> list[dict[str, Any]]:
 
 
 def signed_note(
-    note: dict[str, Any], signer: str, at: str, supervisor: str | None, entry: int | None
+    note: dict[str, Any], signer: str, at: str, supervisor: str | None
 ) -> dict[str, Any]:
     """The note's signed version: docStatus final, `date` the signing time when it had
     none; the author as `authenticator`, or (a trainee) the awaiting-cosign extension
-    naming the supervisor; the chart ring position of its header, if it has one."""
+    naming the supervisor."""
     out = {k: copy.deepcopy(v) for k, v in note.items() if k != "meta"}
     out["docStatus"] = "final"
     out.setdefault("date", at)
-    extensions = _without(out, AWAITING_COSIGN_URL, CHART_ENTRY_URL)
+    extensions = _without(out, AWAITING_COSIGN_URL)
     if supervisor is not None:
         extensions.append({"url": AWAITING_COSIGN_URL, "valueReference": {"reference": supervisor}})
         out.pop("authenticator", None)
     else:
         out["authenticator"] = {"reference": signer}
-    if entry is not None:
-        extensions.append({"url": CHART_ENTRY_URL, "valueInteger": entry})
     if extensions:
         out["extension"] = extensions
     else:

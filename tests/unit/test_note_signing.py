@@ -8,10 +8,8 @@ from typing import Any
 from functions.notes.declarations import AWAITING_COSIGN_URL
 from functions.notes.documents import with_text
 from functions.notes.signing import (
-    CHART_ENTRY_URL,
     SUPERVISOR_URL,
     awaiting_cosign,
-    chart_entry,
     cosigned_note,
     header,
     signed_note,
@@ -48,19 +46,17 @@ def test_a_trainee_is_a_practitioner_naming_a_supervisor():
 
 
 def test_signing_a_non_trainees_note_makes_it_final_authenticated_by_its_author():
-    signed = signed_note(_note(), "Practitioner/t1", AT, None, 4)
+    signed = signed_note(_note(), "Practitioner/t1", AT, None)
     assert signed["docStatus"] == "final" and signed["date"] == AT
     assert signed["authenticator"] == {"reference": "Practitioner/t1"}
     assert "meta" not in signed and awaiting_cosign(signed) is None
-    assert chart_entry(signed) == 4
 
 
 def test_signing_a_trainees_note_leaves_it_awaiting_the_supervisor():
     signed = signed_note(_note(date="2026-01-01T00:00:00Z"), "Practitioner/t1", AT,
-                         "Practitioner/s1", None)  # fmt: skip
+                         "Practitioner/s1")  # fmt: skip
     assert signed["date"] == "2026-01-01T00:00:00Z"
     assert awaiting_cosign(signed) == "Practitioner/s1" and "authenticator" not in signed
-    assert chart_entry(signed) is None
     cosigned = cosigned_note(signed, "Practitioner/s1")
     assert awaiting_cosign(cosigned) is None and "extension" not in cosigned
     assert cosigned["authenticator"] == {"reference": "Practitioner/s1"}
@@ -68,15 +64,15 @@ def test_signing_a_trainees_note_leaves_it_awaiting_the_supervisor():
 
 def test_other_extensions_survive_signing_and_cosigning():
     other = {"url": "https://example.org/x", "valueString": "kept"}
-    signed = signed_note(_note(extension=[other]), "Practitioner/t1", AT, "Practitioner/s1", 0)
+    signed = signed_note(_note(extension=[other]), "Practitioner/t1", AT, "Practitioner/s1")
     cosigned = cosigned_note(signed, "Practitioner/s1")
     assert other in cosigned["extension"]
-    assert [e["url"] for e in cosigned["extension"]] == ["https://example.org/x", CHART_ENTRY_URL]
+    assert [e["url"] for e in cosigned["extension"]] == ["https://example.org/x"]
     assert AWAITING_COSIGN_URL not in json.dumps(cosigned)
 
 
 def test_the_header_holds_header_fields_and_never_the_text():
-    signed = signed_note(_note(), "Practitioner/t1", AT, "Practitioner/s1", 0)
+    signed = signed_note(_note(), "Practitioner/t1", AT, "Practitioner/s1")
     summary = header("p1.01J0000000000000000000000Z", 3, signed)
     assert summary["resourceType"] == "DocumentReference" and summary["awaitingCosign"] is True
     assert summary["author"] == "Practitioner/t1" and summary["encounter"] == "Encounter/e1"
