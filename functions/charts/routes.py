@@ -21,11 +21,14 @@ from functions.charts import service
 from functions.common.authz import Op, Permission
 from functions.common.bundle import bundle, link
 from functions.common.http import RequestContext, fhir_response, fhir_view
+from functions.engine import registry
 from functions.engine.search import parse_count
 
 bp = Blueprint(__name__)
 ANY = ["*/*"]
-READ_PATIENT = Permission("Patient", "phi", Op.READ)
+OWNER = registry.chart_owner()  # the Patient: whose chart it is
+READ_OWNER = Permission(OWNER.fhir_type, OWNER.data_class, Op.READ)
+BASE = f"/fhir/R4/{OWNER.fhir_type}/{{patient_id}}"
 
 
 def _current() -> Any:
@@ -33,21 +36,21 @@ def _current() -> Any:
 
 
 def _patient(request: Request, params: dict[str, str]) -> tuple[str, str, str]:
-    return "Patient", params["patient_id"], params["patient_id"]
+    return OWNER.name, params["patient_id"], params["patient_id"]
 
 
-@bp.route("/fhir/R4/Patient/{patient_id}/$chart", methods=["GET"], content_types=ANY)
-@fhir_view(_current, READ_PATIENT, _patient)
+@bp.route(f"{BASE}/$chart", methods=["GET"], content_types=ANY)
+@fhir_view(_current, READ_OWNER, _patient)
 def patient_chart(ctx: RequestContext, patient_id: str) -> Response:
     found = service.chart_of(ctx.caller, patient_id)
     return fhir_response(found.to_json())
 
 
-@bp.route("/fhir/R4/Patient/{patient_id}/$everything", methods=["GET"], content_types=ANY)
-@fhir_view(_current, READ_PATIENT, _patient)
+@bp.route(f"{BASE}/$everything", methods=["GET"], content_types=ANY)
+@fhir_view(_current, READ_OWNER, _patient)
 def patient_everything(ctx: RequestContext, patient_id: str) -> Response:
     params: dict[str, str] = dict(ctx.request.query_params or {})
-    count = max(parse_count(params.get("_count", "50"), "Patient.everything"), 1)
+    count = max(parse_count(params.get("_count", "50"), f"{OWNER.fhir_type}.everything"), 1)
     cursor = params.get("_cursor")
     found, last = service.everything(ctx.caller, patient_id, count, cursor)
     entries = [
@@ -55,7 +58,7 @@ def patient_everything(ctx: RequestContext, patient_id: str) -> Response:
          "resource": s.resource, "search": {"mode": "match"}}
         for s in found if s.resource is not None
     ]  # fmt: skip
-    path = f"Patient/{patient_id}/$everything"
+    path = f"{OWNER.fhir_type}/{patient_id}/$everything"
     kept = [("_count", str(count))]
     links = {"self": link(ctx.base_url, path, kept + ([("_cursor", cursor)] if cursor else []))}
     if last:

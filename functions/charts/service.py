@@ -18,10 +18,10 @@ from typing import Any
 
 from functions.common.authz import Op, Permission, allowed, shown
 from functions.common.caller import Caller
-from functions.common.errors import Issue, NotFound
-from functions.engine import registry
+from functions.engine import registry, service
+from functions.engine.registry import owner_key
 from models import chart, keys, resources
-from models.resources import Address, Stored
+from models.resources import Stored
 
 SECTIONS = {
     "Condition": "problems",
@@ -56,15 +56,9 @@ class Chart:
         return out
 
 
-def _kind(key: str) -> str:
-    """The section of a chart key: `0#Patient`, `1#<Type>#id`, `2#<instrument>#..`, `3#note#..`."""
-    return key.split("#", 2)[0]
-
-
-def _may_read(caller: Caller, entry: chart.SealedEntry, resource_type: str) -> bool:
-    decl = registry.get(resource_type)
-    fhir_type = decl.fhir_type if decl is not None else resource_type
-    return allowed(caller.principal, Permission(fhir_type, entry.data_class, Op.READ))
+def _may_read(caller: Caller, resource_type: str, data_class: str) -> bool:
+    """The policy's read row for what a chart entry or a resource of the record is."""
+    return allowed(caller.principal, Permission(summary_type(resource_type), data_class, Op.READ))
 
 
 def _entry_type(entry: chart.SealedEntry) -> tuple[str, str]:
@@ -72,7 +66,7 @@ def _entry_type(entry: chart.SealedEntry) -> tuple[str, str]:
     an entry the reader may not see is never opened."""
     section, _, rest = entry.key.partition("#")
     if section == "0":
-        return "Patient", "patient"
+        return registry.chart_owner().name, "patient"
     if section == "1":
         resource_type = rest.partition("#")[0]
         return resource_type, SECTIONS.get(resource_type, resource_type.lower())
@@ -106,17 +100,26 @@ def _summaries(entry: chart.SealedEntry, name: str) -> list[dict[str, Any]]:
     return [h for h in listed if isinstance(h, dict)] if isinstance(listed, list) else []
 
 
-def chart_of(caller: Caller, patient_id: str) -> Chart:
-    """The chart in one Query (404 when the patient has none: unknown, deleted or
-    another organisation's)."""
-    caller.touched("Patient", patient_id, patient_id)
+def read_chart(caller: Caller, patient_id: str) -> chart.ChartRead:
+    """The chart's entries, still sealed (its one Query); 404 when the patient has no
+    chart: an unknown id, a deleted patient, or another organisation's."""
+    owner = registry.chart_owner()
     if not keys.valid_id(patient_id):
-        raise _no_chart(patient_id)
+        raise service.not_found(owner, patient_id)
     read = chart.read(caller.tenant, patient_id)
+    if not any(e.key == owner_key(owner.name) for e in read.entries):
+        raise service.not_found(owner, patient_id)
+    return read
+
+
+def chart_of(caller: Caller, patient_id: str) -> Chart:
+    """The chart in one Query, each entry as the reader may see it."""
+    caller.touched(registry.chart_owner().name, patient_id, patient_id)
+    read = read_chart(caller, patient_id)
     result = Chart(bytes_read=read.bytes_read)
     for entry in read.entries:
         resource_type, name = _entry_type(entry)
-        if not _may_read(caller, entry, resource_type):
+        if not _may_read(caller, resource_type, entry.data_class):
             result.withheld.add(name)
             continue
         for summary in _summaries(entry, name):
@@ -124,8 +127,6 @@ def chart_of(caller: Caller, patient_id: str) -> Chart:
                          summary)  # fmt: skip
             if seen is not None:
                 _place(result, entry, name, seen)
-    if result.patient is None and "patient" not in result.withheld:
-        raise _no_chart(patient_id)
     for scores in result.scores.values():
         scores.sort(key=lambda s: str(s.get("date") or ""), reverse=True)
     return result
@@ -134,10 +135,6 @@ def chart_of(caller: Caller, patient_id: str) -> Chart:
 def summary_type(resource_type: str) -> str:
     decl = registry.get(resource_type)
     return decl.fhir_type if decl is not None else resource_type
-
-
-def _no_chart(patient_id: str) -> NotFound:
-    return NotFound(Issue("not-found", f"Patient/{patient_id} is not known.", ["Patient.id"]))
 
 
 # ----------------------------------------------------------------- $everything
@@ -155,7 +152,7 @@ def _readable(caller: Caller) -> Callable[[Stored], Stored | None]:
         decl = registry.get(stored.address.resource_type)
         if decl is None or stored.resource is None:
             return None
-        if not allowed(caller.principal, Permission(decl.fhir_type, decl.data_class, Op.READ)):
+        if not _may_read(caller, decl.name, decl.data_class):
             return None
         seen = shown(caller.principal, decl.fhir_type, decl.data_class, stored.resource)
         return None if seen is None else Stored(stored.address, stored.version,
@@ -168,18 +165,20 @@ def everything(
     caller: Caller, patient_id: str, count: int, cursor: str | None
 ) -> tuple[list[Stored], str | None]:
     """One page of the whole record (one Query), as the reader may see it."""
-    caller.touched("Patient", patient_id, patient_id)
-    if not keys.valid_id(patient_id) or (cursor is not None and not _valid_cursor(cursor)):
-        raise _no_chart(patient_id)
+    owner = registry.chart_owner()
+    caller.touched(owner.name, patient_id, patient_id)
+    a = service.address_of(caller.tenant, owner, patient_id)
+    if a is None or (cursor is not None and not _valid_cursor(cursor)):
+        raise service.not_found(owner, patient_id)
     if cursor is None:
-        owner = resources.read_current(Address(caller.tenant, "Patient", patient_id, patient_id))
-        if owner is None or owner.deleted:
-            raise _no_chart(patient_id)
+        current = resources.read_current(a)
+        if current is None or current.deleted:
+            raise service.not_found(owner, patient_id)
     page, last = resources.walk_chart(caller.tenant, patient_id, min(count, EVERYTHING_MAX),
                                       cursor, _stored_apart())  # fmt: skip
     view = _readable(caller)
     found = [s for s in (view(x) for x in page) if s is not None]
-    caller.returned("Patient", len(found), [patient_id])
+    caller.returned(owner.name, len(found), [patient_id])
     return found, last
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.engine.registry import ChartEntry
+from functions.engine.registry import ChartEntry, active_key, owner_key
 
 INACTIVE_CONDITION = frozenset({"inactive", "remission", "resolved"})
 INACTIVE_ALLERGY = frozenset({"inactive", "resolved"})
@@ -51,12 +51,15 @@ def _name(body: dict[str, Any]) -> str:
     return ""
 
 
+DEMOGRAPHICS = owner_key("Patient")  # the Patient declaration's chart hook writes it
+
+
 def patient_entry(resource_id: str, body: dict[str, Any] | None) -> ChartEntry:
     if body is None:
-        return ChartEntry("0#Patient", None)
+        return ChartEntry(DEMOGRAPHICS, None)
     summary = {"resourceType": "Patient", "id": resource_id, "name": _name(body),
                "birthDate": body.get("birthDate"), "gender": body.get("gender")}  # fmt: skip
-    return ChartEntry("0#Patient", summary)
+    return ChartEntry(DEMOGRAPHICS, summary)
 
 
 def _active(body: dict[str, Any] | None, inactive: frozenset[str]) -> bool:
@@ -68,7 +71,7 @@ def _active(body: dict[str, Any] | None, inactive: frozenset[str]) -> bool:
 
 
 def condition_entry(resource_id: str, body: dict[str, Any] | None) -> ChartEntry:
-    key = f"1#Condition#{resource_id}"
+    key = active_key("Condition", resource_id)
     if body is None or not _active(body, INACTIVE_CONDITION):
         return ChartEntry(key, None)
     onset = body.get("onsetDateTime") or (body.get("onsetPeriod") or {}).get("start")
@@ -79,7 +82,7 @@ def condition_entry(resource_id: str, body: dict[str, Any] | None) -> ChartEntry
 
 
 def allergy_entry(resource_id: str, body: dict[str, Any] | None) -> ChartEntry:
-    key = f"1#AllergyIntolerance#{resource_id}"
+    key = active_key("AllergyIntolerance", resource_id)
     if body is None or not _active(body, INACTIVE_ALLERGY):
         return ChartEntry(key, None)
     summary = {"resourceType": "AllergyIntolerance", "id": resource_id,

@@ -69,6 +69,12 @@ class Compartment:
     # (Provenance.target): their compound ids name the patient, who must be one.
     through: bool = False
 
+    def named_in(self, body: dict[str, Any]) -> str | None:
+        """The id of the patient a body's `element` references, or None."""
+        ref = body.get(self.element)
+        text = ref.get("reference") if isinstance(ref, dict) else None
+        return self.patient_in(text) if isinstance(text, str) else None
+
     def patient_in(self, reference: str, bare_id: bool = False) -> str | None:
         """The id of the patient a reference names (`bare_id`: a plain id counts, as
         in a search value), or None when it names none."""
@@ -147,6 +153,16 @@ class ChartEntry:
 
     key: str  # e.g. "1#Condition#<id>"; models/chart.py builds the sort key
     summary: dict[str, Any] | None
+
+
+def owner_key(owner_type: str) -> str:
+    """`0#<Type>`: the chart owner's own entry (its demographics)."""
+    return f"0#{owner_type}"
+
+
+def active_key(resource_type: str, resource_id: str = "") -> str:
+    """`1#<Type>#<id>`: an active item of the chart (without an id: the type's prefix)."""
+    return f"1#{resource_type}#{resource_id}"
 
 
 @dataclass(frozen=True)
@@ -273,6 +289,11 @@ def all_types() -> list[ResourceType]:
 def fhir_types() -> list[ResourceType]:
     """The declarations served on their own FHIR routes (no variants)."""
     return [d for d in all_types() if d.variant is None and d.routed]
+
+
+def chart_owner() -> ResourceType:
+    """The type whose resources own the charts (the Patient)."""
+    return next(d for d in all_types() if d.is_patient)
 
 
 def variants_of(fhir_type: str) -> list[ResourceType]:

@@ -60,7 +60,8 @@ def address_of(tenant: str, decl: ResourceType, resource_id: str) -> Address | N
     return Address(tenant, decl.name, resource_id, None)
 
 
-def _not_found(decl: ResourceType, resource_id: str) -> NotFound:
+def not_found(decl: ResourceType, resource_id: str) -> NotFound:
+    """404 naming the resource (the id the client sent; never content)."""
     return NotFound(
         Issue("not-found", f"{decl.name}/{resource_id} is not known.", [f"{decl.name}.id"])
     )
@@ -74,7 +75,7 @@ def _located(caller: Caller, decl: ResourceType, resource_id: str) -> Address:
     a = address_of(caller.tenant, decl, resource_id)
     caller.touched(decl.name, resource_id, a.patient_id if a else None)
     if a is None:
-        raise _not_found(decl, resource_id)
+        raise not_found(decl, resource_id)
     return a
 
 
@@ -584,7 +585,7 @@ def parse_if_match(value: str) -> int:
 
 def _failure_of(decl: ResourceType, current: Stored | None, rid: str, expected: int) -> Exception:
     if current is None:
-        return _not_found(decl, rid)
+        return not_found(decl, rid)
     if current.deleted:
         return _gone(decl, rid)
     return PreconditionFailed(
@@ -716,7 +717,7 @@ def delete(caller: Caller, decl: ResourceType, resource_id: str) -> None:
     a = _located(caller, decl, resource_id)
     current = resources.read_current(a)
     if current is None:
-        raise _not_found(decl, resource_id)
+        raise not_found(decl, resource_id)
     if current.deleted:
         caller.touched(decl.name, resource_id, a.patient_id, current.version)
         return  # FHIR: deleting a deleted resource succeeds
@@ -756,7 +757,7 @@ def read(caller: Caller, decl: ResourceType, resource_id: str) -> Stored:
     a = _located(caller, decl, resource_id)
     stored = resources.read_current(a)
     if stored is None:
-        raise _not_found(decl, resource_id)
+        raise not_found(decl, resource_id)
     caller.touched(decl.name, resource_id, a.patient_id, stored.version)
     if stored.deleted:
         raise _gone(decl, resource_id)
@@ -767,7 +768,7 @@ def read_version(caller: Caller, decl: ResourceType, resource_id: str, version_i
     a = _located(caller, decl, resource_id)
     version = search.whole_number(version_id)
     if version is None:
-        raise _not_found(decl, resource_id)
+        raise not_found(decl, resource_id)
     stored = resources.read_version(a, version)
     where = [f"{decl.name}.meta.versionId"]
     if stored is None:
@@ -835,7 +836,7 @@ def history(
     a = _located(caller, decl, resource_id)
     items, more = resources.history_page(a, max(count, 1), before)
     if not items and before is None:
-        raise _not_found(decl, resource_id)
+        raise not_found(decl, resource_id)
     if since is not None:
         recent = [i for i in items if i.last_updated >= since]
         more = more and len(recent) == len(items)

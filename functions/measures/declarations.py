@@ -28,6 +28,7 @@ from functions.engine.registry import (
     ResourceType,
     SearchParam,
     StateMachine,
+    active_key,
     register,
 )
 from functions.engine.types import DATE, TOKEN, _generic_events, _patient_ref
@@ -78,7 +79,7 @@ def _score_response(uow: UnitOfWork, caller: Caller, stored: Stored, change: Cha
 def flag_chart(resource_id: str, body: dict[str, Any] | None) -> list[ChartEntry]:
     """An active flag is listed in the chart (`1#Flag#<id>`); any other status, or a
     deletion, takes it away."""
-    key = f"1#Flag#{resource_id}"
+    key = active_key("Flag", resource_id)
     if body is None or body.get("status") != "active":
         return [ChartEntry(key, None)]
     codings = (body.get("code") or {}).get("coding") or [{}]

@@ -14,10 +14,10 @@ from datetime import date
 from typing import Any
 
 from functions.common.caller import Caller
-from functions.common.errors import Conflict, Forbidden, Invalid, Issue, NotFound
+from functions.common.errors import Conflict, Forbidden, Invalid, Issue
 from functions.engine import registry
 from functions.engine.directory import practitioner_for
-from functions.engine.registry import Change, ChartEntry
+from functions.engine.registry import Change, ChartEntry, active_key
 from functions.engine.values import date_range, normalize_reference
 from functions.medications.formulary import RXNORM
 from functions.medications.rules import (
@@ -37,9 +37,8 @@ from models.clock import now
 from models.resources import Stored
 from models.uow import UnitOfWork
 
-ORDER_KEY = "1#MedicationRequest#"
-ALLERGY_KEY = "1#AllergyIntolerance#"
-PATIENT_KEY = "0#Patient"
+ORDER_KEY = active_key("MedicationRequest")
+ALLERGY_KEY = active_key("AllergyIntolerance")
 REQUESTER = f"{ROOT}.requester"
 STATUS = f"{ROOT}.status"
 
@@ -136,12 +135,8 @@ def _days(body: dict[str, Any]) -> list[date]:
 
 
 def _patient_of(body: dict[str, Any]) -> str | None:
-    subject = body.get("subject")
-    text = subject.get("reference") if isinstance(subject, dict) else None
     compartment = _decl().compartment
-    if not isinstance(text, str) or compartment is None:
-        return None
-    found = compartment.patient_in(text)
+    found = compartment.named_in(body) if compartment is not None else None
     return found if found is not None and keys.valid_id(found) else None
 
 
@@ -221,13 +216,10 @@ def prescribed(uow: UnitOfWork, caller: Caller, stored: Stored, change: Change) 
 def medication_list(caller: Caller, patient_id: str) -> list[dict[str, Any]]:
     """The patient's active and on-hold orders, from the chart's one Query, as rows
     (rules.list_entry), by ingredient. 404 when the patient has no chart."""
+    from functions.charts.service import read_chart
+
     caller.touched("MedicationRequest", "", patient_id)
-    missing = NotFound(Issue("not-found", f"Patient/{patient_id} is not known.", ["Patient.id"]))
-    if not keys.valid_id(patient_id):
-        raise missing
-    read = chart.read(caller.tenant, patient_id)
-    if not any(e.key == PATIENT_KEY for e in read.entries):
-        raise missing  # unknown, deleted or another organisation's
+    read = read_chart(caller, patient_id)
     rows = [e.open() for e in read.entries if e.key.startswith(ORDER_KEY)]
     rows.sort(key=lambda r: (str(r.get("ingredient") or ""), str(r.get("id"))))
     caller.audit.result_count = len(rows)

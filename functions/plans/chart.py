@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.engine.registry import ChartEntry
+from functions.engine.registry import ChartEntry, active_key
 from functions.plans.rules import SAFETY_PLAN, safety_plan_sections, summary
 
 SECTION_CHARS = 200
@@ -34,7 +34,7 @@ def chart_summary(plan_id: str, body: dict[str, Any]) -> dict[str, Any]:
 def chart_entries(plan_id: str, body: dict[str, Any] | None) -> list[ChartEntry]:
     """The plan's entry while it is active, removed when it ends (or is deleted). A
     draft never had one (no status leads back to draft): nothing to write."""
-    key = f"1#CarePlan#{plan_id}"
+    key = active_key("CarePlan", plan_id)
     if body is not None and body.get("status") == DRAFT:
         return []
     if body is not None and body.get("status") == SHOWN:

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from functions.common.errors import Issue
-from functions.engine.values import normalize_reference
+from functions.engine import registry
 from models import keys
 
 ROOT = "CarePlan"
@@ -21,11 +21,8 @@ _REFERENCE = re.compile(r"(Goal|CarePlan)/([A-Za-z0-9\-.]{1,64})")
 
 
 def _patient_of_subject(body: dict[str, Any]) -> str | None:
-    subject = body.get("subject")
-    text = subject.get("reference") if isinstance(subject, dict) else None
-    named = normalize_reference(text) if isinstance(text, str) else None
-    kind, _, patient_id = (named or "").partition("/")
-    return patient_id if kind == "Patient" else None
+    compartment = registry.require(ROOT).compartment
+    return compartment.named_in(body) if compartment is not None else None
 
 
 def _reference_text(value: Any) -> str | None:
