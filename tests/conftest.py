@@ -74,6 +74,24 @@ class Api:
         h.update({k.replace("_", "-"): v for k, v in extra.items()})
         return h
 
+    def post(self, kind: str, body: dict, role: str = "clinician",  # type: ignore[type-arg]
+             tenant: str = "demo-clinic"):  # type: ignore[no-untyped-def]  # fmt: skip
+        """POST a resource of `kind`; the response, whatever its status."""
+        import json
+
+        return self.http.post(
+            f"/fhir/R4/{kind}", headers=self.headers(role, tenant), body=json.dumps(body)
+        )
+
+    def search(self, kind: str, query: str, role: str = "clinician",
+               tenant: str = "demo-clinic") -> list[dict]:  # type: ignore[type-arg]  # fmt: skip
+        """The resources a search of `kind` returns (its status must be 200)."""
+        import json
+
+        r = self.http.get(f"/fhir/R4/{kind}?{query}", headers=self.headers(role, tenant))
+        assert r.status_code == 200, r.body
+        return [e["resource"] for e in json.loads(r.body).get("entry", [])]
+
     def create(self, body: dict, role: str = "clinician", tenant: str = "demo-clinic") -> dict:  # type: ignore[type-arg]
         import json
 
@@ -104,6 +122,15 @@ def patient_body(
     if mrn:
         body["identifier"] = [{"system": "urn:emr:mrn", "value": mrn}]
     return body
+
+
+def outcome_issues(response) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    """The issues of an OperationOutcome response."""
+    import json
+
+    outcome = json.loads(response.body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    return outcome["issue"]  # type: ignore[no-any-return]
 
 
 def next_path(bundle: dict) -> str | None:  # type: ignore[type-arg]

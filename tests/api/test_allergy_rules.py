@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import patient_body
+from tests.conftest import outcome_issues, patient_body
 
 BASE = "/fhir/R4"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -41,21 +41,7 @@ def _allergy(pid: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _post(api, body: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return api.http.post(f"{BASE}/AllergyIntolerance", headers=api.headers("clinician"),
-                         body=json.dumps(body))  # fmt: skip
 
-
-def _search(api, query: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    r = api.http.get(f"{BASE}/AllergyIntolerance?{query}", headers=api.headers("clinician"))
-    assert r.status_code == 200, r.body
-    return [e["resource"] for e in json.loads(r.body).get("entry", [])]
-
-
-def _issues(r) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    outcome = json.loads(r.body)
-    assert outcome["resourceType"] == "OperationOutcome"
-    return outcome["issue"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -64,15 +50,15 @@ def pid(api) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_valid_allergy_is_stored_and_found_by_patient_and_code(api, pid):
-    r = _post(api, _allergy(pid))
+    r = api.post("AllergyIntolerance", _allergy(pid))
     assert r.status_code == 201, r.body
     created = json.loads(r.body)
     assert created["criticality"] == "high"
     assert created["reaction"][0]["severity"] == "moderate"
-    assert [a["id"] for a in _search(api, f"patient={pid}")] == [created["id"]]
-    found = _search(api, f"patient={pid}&code={RXNORM}|7980")
+    assert [a["id"] for a in api.search("AllergyIntolerance", f"patient={pid}")] == [created["id"]]
+    found = api.search("AllergyIntolerance", f"patient={pid}&code={RXNORM}|7980")
     assert [a["id"] for a in found] == [created["id"]]
-    assert _search(api, f"patient={pid}&code={RXNORM}|7981") == []
+    assert api.search("AllergyIntolerance", f"patient={pid}&code={RXNORM}|7981") == []
 
 
 def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -128,27 +114,27 @@ def test_a_broken_rule_is_400_at_its_element_and_nothing_is_written(
     body = _allergy(pid)
     body["code"]["text"] = f"penicillin {SECRET}"
     change(body)
-    r = _post(api, body)
+    r = api.post("AllergyIntolerance", body)
     assert r.status_code == 400, r.body
-    [issue] = _issues(r)
+    [issue] = outcome_issues(r)
     assert issue["code"] == code
     assert issue["expression"] == [expression]
     assert SECRET.lower().encode() not in r.body.lower()
     assert b"Allergic" not in r.body and b"Rowan" not in r.body
-    assert _search(api, f"patient={pid}") == []
+    assert api.search("AllergyIntolerance", f"patient={pid}") == []
 
 
 def test_several_broken_rules_are_each_named(api, pid):
     body = _allergy(pid)
     body["criticality"] = "extreme"
     body["reaction"].append({"manifestation": [{"text": "wheeze"}], "severity": "fatal"})
-    r = _post(api, body)
+    r = api.post("AllergyIntolerance", body)
     assert r.status_code == 400, r.body
-    assert [i["expression"] for i in _issues(r)] == [
+    assert [i["expression"] for i in outcome_issues(r)] == [
         ["AllergyIntolerance.criticality"],
         ["AllergyIntolerance.reaction[1].severity"],
     ]
-    assert _search(api, f"patient={pid}") == []
+    assert api.search("AllergyIntolerance", f"patient={pid}") == []
 
 
 @pytest.mark.parametrize(
@@ -167,7 +153,7 @@ def test_the_codes_of_each_value_set_are_accepted(
     body["clinicalStatus"]["coding"][0]["code"] = clinical
     body["verificationStatus"]["coding"][0]["code"] = verification
     body["reaction"][0]["severity"] = severity
-    r = _post(api, body)
+    r = api.post("AllergyIntolerance", body)
     assert r.status_code == 201, r.body
 
 
@@ -177,11 +163,11 @@ def test_a_text_only_substance_and_other_status_systems_are_accepted(api, pid):
     del body["criticality"]
     body["reaction"] = [{"manifestation": [{"text": "swelling"}]}]
     body["clinicalStatus"]["coding"].append({"system": SNOMED, "code": "55561003"})
-    assert _post(api, body).status_code == 201
+    assert api.post("AllergyIntolerance", body).status_code == 201
 
 
 def test_an_update_that_breaks_a_rule_is_refused_and_the_version_kept(api, pid):
-    r = _post(api, _allergy(pid))
+    r = api.post("AllergyIntolerance", _allergy(pid))
     assert r.status_code == 201, r.body
     created = json.loads(r.body)
     url = f"{BASE}/AllergyIntolerance/{created['id']}"
@@ -194,7 +180,7 @@ def test_an_update_that_breaks_a_rule_is_refused_and_the_version_kept(api, pid):
         r = api.http.put(url, headers=api.headers("clinician", If_Match='W/"1"'),
                          body=json.dumps(bad))  # fmt: skip
         assert r.status_code == 400, r.body
-        assert [i["expression"] for i in _issues(r)] == [[expression]]
+        assert [i["expression"] for i in outcome_issues(r)] == [[expression]]
         current = json.loads(api.http.get(url, headers=api.headers("clinician")).body)
         assert current == created and current["meta"]["versionId"] == "1"
 

@@ -16,9 +16,8 @@ ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
 
-def _post(api, kind: str, body: dict[str, Any], role: str = "clinician",  # type: ignore[no-untyped-def]
-          tenant: str = "demo-clinic") -> dict[str, Any]:  # fmt: skip
-    r = api.http.post(f"{BASE}/{kind}", headers=api.headers(role, tenant), body=json.dumps(body))
+def _post(api, kind: str, body: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    r = api.post(kind, body)
     assert r.status_code == 201, r.body
     created: dict[str, Any] = json.loads(r.body)
     return created

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import patient_body
+from tests.conftest import outcome_issues, patient_body
 
 BASE = "/fhir/R4"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -42,21 +42,7 @@ def _condition(pid: str, *codings: tuple[str, str]) -> dict[str, Any]:
     }
 
 
-def _post(api, body: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return api.http.post(f"{BASE}/Condition", headers=api.headers("clinician"),
-                         body=json.dumps(body))  # fmt: skip
 
-
-def _conditions(api, pid: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    r = api.http.get(f"{BASE}/Condition?patient={pid}", headers=api.headers("clinician"))
-    assert r.status_code == 200, r.body
-    return [e["resource"] for e in json.loads(r.body).get("entry", [])]
-
-
-def _issues(r) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    outcome = json.loads(r.body)
-    assert outcome["resourceType"] == "OperationOutcome"
-    return outcome["issue"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -73,18 +59,18 @@ def pid(api) -> str:  # type: ignore[no-untyped-def]
     ],
 )
 def test_an_invalid_icd10cm_code_is_400_and_nothing_is_written(api, pid, code, words):
-    r = _post(api, _condition(pid, (SNOMED, "35489007"), (ICD10CM, code)))
+    r = api.post("Condition", _condition(pid, (SNOMED, "35489007"), (ICD10CM, code)))
     assert r.status_code == 400, r.body
-    [issue] = _issues(r)
+    [issue] = outcome_issues(r)
     assert issue["code"] == "code-invalid"
     assert issue["expression"] == ["Condition.code.coding[1].code"]
     assert words in issue["diagnostics"]
     assert b"Icdcoded" not in r.body and b"Robin" not in r.body
-    assert _conditions(api, pid) == []
+    assert api.search("Condition", f"patient={pid}") == []
 
 
 def test_a_billable_code_is_stored_and_an_update_to_a_header_is_refused(api, pid):
-    r = _post(api, _condition(pid, (ICD10CM, "F43.10"), (SNOMED, "47505003")))
+    r = api.post("Condition", _condition(pid, (ICD10CM, "F43.10"), (SNOMED, "47505003")))
     assert r.status_code == 201, r.body
     created = json.loads(r.body)
     assert created["code"]["coding"][0]["code"] == "F43.10"
@@ -94,10 +80,10 @@ def test_a_billable_code_is_stored_and_an_update_to_a_header_is_refused(api, pid
     r = api.http.put(url, headers=api.headers("clinician", If_Match='W/"1"'),
                      body=json.dumps(bad))  # fmt: skip
     assert r.status_code == 400, r.body
-    assert [i["expression"] for i in _issues(r)] == [["Condition.code.coding[0].code"]]
+    assert [i["expression"] for i in outcome_issues(r)] == [["Condition.code.coding[0].code"]]
     current = json.loads(api.http.get(url, headers=api.headers("clinician")).body)
     assert current == created and current["meta"]["versionId"] == "1"
-    assert [c["id"] for c in _conditions(api, pid)] == [created["id"]]
+    assert [c["id"] for c in api.search("Condition", f"patient={pid}")] == [created["id"]]
 
     good = {**created, "code": {"coding": [{"system": ICD10CM, "code": "F32.A"}]}}
     r = api.http.put(url, headers=api.headers("clinician", If_Match='W/"1"'),
@@ -107,15 +93,16 @@ def test_a_billable_code_is_stored_and_an_update_to_a_header_is_refused(api, pid
 
 
 def test_several_bad_codings_are_each_named(api, pid):
-    r = _post(api, _condition(pid, (ICD10CM, "F41.1"), (ICD10CM, "F41"), (ICD10CM, "F99.9")))
+    body = _condition(pid, (ICD10CM, "F41.1"), (ICD10CM, "F41"), (ICD10CM, "F99.9"))
+    r = api.post("Condition", body)
     assert r.status_code == 400, r.body
-    assert [i["expression"] for i in _issues(r)] == [
+    assert [i["expression"] for i in outcome_issues(r)] == [
         ["Condition.code.coding[1].code"],
         ["Condition.code.coding[2].code"],
     ]
-    assert _conditions(api, pid) == []
+    assert api.search("Condition", f"patient={pid}") == []
 
 
 def test_snomed_coded_conditions_are_not_checked(api, pid):
-    r = _post(api, _condition(pid, (SNOMED, "35489007")))
+    r = api.post("Condition", _condition(pid, (SNOMED, "35489007")))
     assert r.status_code == 201, r.body
