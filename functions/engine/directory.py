@@ -16,9 +16,20 @@ from models.resources import Stored
 USER_SYSTEM = "https://emr.example/fhir/sid/user"
 
 
+MEMO = "directory.practitioner"  # the caller's Practitioner, looked up once a request
+
+
 def practitioner_for(caller: Caller) -> Stored | None:
-    """The caller's Practitioner (one Query on the identifier's blind-index entry),
-    None when there is none; two is a directory error (409)."""
+    """The caller's Practitioner (one Query on the identifier's blind-index entry, once
+    a request: remembered on the caller), None when there is none; two is a
+    directory error (409)."""
+    if MEMO not in caller.memo:
+        caller.memo[MEMO] = _lookup(caller)
+    found: Stored | None = caller.memo[MEMO]
+    return found
+
+
+def _lookup(caller: Caller) -> Stored | None:
     username = caller.principal.username
     if not username:
         return None

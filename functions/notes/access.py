@@ -54,16 +54,11 @@ WHOLE_NOTE_ROLES = frozenset({Role.CLINICIAN, Role.PRESCRIBER, Role.SUPERVISOR,
 
 
 def _me(caller: Caller) -> str | None:
-    """`Practitioner/<id>` of the signed-in user (one lookup per request)."""
-    if "practitioner" not in caller.memo:
-        from functions.engine.directory import practitioner_for
+    """`Practitioner/<id>` of the signed-in user (looked up once a request)."""
+    from functions.engine.directory import practitioner_for
 
-        found = practitioner_for(caller)
-        caller.memo["practitioner"] = (
-            f"Practitioner/{found.address.resource_id}" if found is not None else None
-        )
-    me: str | None = caller.memo["practitioner"]
-    return me
+    found = practitioner_for(caller)
+    return f"Practitioner/{found.address.resource_id}" if found is not None else None
 
 
 def _granted(caller: Caller) -> bool:

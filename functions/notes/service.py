@@ -61,14 +61,8 @@ Shown = Callable[[ResourceType, Stored], "Stored | None"]  # the role's view (No
 
 
 def me(caller: Caller) -> Stored:
-    """The signed-in user's Practitioner (one Query per request, remembered on the
-    caller; the psychotherapy access rules read the same memo); 403 without one."""
-    if "practitioner_record" not in caller.memo:
-        found = practitioner_for(caller)
-        caller.memo["practitioner_record"] = found
-        ref = f"Practitioner/{found.address.resource_id}" if found is not None else None
-        caller.memo.setdefault("practitioner", ref)
-    stored: Stored | None = caller.memo["practitioner_record"]
+    """The signed-in user's Practitioner (looked up once a request); 403 without one."""
+    stored = practitioner_for(caller)
     if stored is None or stored.resource is None:
         raise Forbidden(Issue("forbidden", "The signed-in user has no Practitioner record; "
                               "notes are written and signed under one.", [AUTHOR]))  # fmt: skip
