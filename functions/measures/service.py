@@ -133,7 +133,6 @@ def _stage_events(
 NOTE_WHERE = "Parameters.parameter.where(name='note')"
 REASON_WHERE = "Parameters.parameter.where(name='reason')"
 RESOLUTION_URL = "https://emr.example/fhir/StructureDefinition/flag-resolution"
-SIGNED = ("final", "amended")
 MAX_REASON = 1000
 
 
@@ -195,13 +194,14 @@ def _check_signed_note(caller: Caller, note_id: str, patient_id: str | None) -> 
     """The note must be a signed clinical note of the flag's patient (one GetItem).
     Psychotherapy notes are never named here: their ids do not address a note."""
     from functions.engine import registry
+    from functions.notes.documents import signed
     from models import resources
 
     decl = registry.require("DocumentReference")
     a = service.address_of(caller.tenant, decl, note_id)
     note = resources.read_current(a) if a is not None and a.patient_id == patient_id else None
     body = note.resource if note is not None else None
-    if body is None or body.get("docStatus") not in SIGNED:
+    if body is None or not signed(body):
         raise Invalid(Issue("value", "note must name a signed (final or amended) note of "
                             "the flag's patient.", [NOTE_WHERE]))  # fmt: skip
 
