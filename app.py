@@ -30,6 +30,7 @@ app.register_blueprint(medication_routes)
 app.register_blueprint(plan_routes)
 app.register_blueprint(chart_routes)
 app.register_blueprint(admin_routes)
+# The pipelines' own routes (billing, worklist) register below this line.
 
 # Chalice needs a literal ARN here; `chalice package` output gets the real one
 # from infra/template.json (Fn::GetAtt EmrTable.StreamArn), the local runner
@@ -46,3 +47,57 @@ def stream_publisher(event: Any) -> dict[str, Any]:
     from events.stream import handle_batch
 
     return handle_batch(event.to_dict())
+
+
+# --- The event pipelines' functions (docs/pipelines.md) ------------------------------
+# Each imports its workflow lazily, so the API function's cold start never pays for them.
+# Chalice needs literal queue ARNs; `chalice package` output gets the real ones from
+# infra/template.json (Fn::GetAtt), the local runner calls the handlers directly.
+_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:{}-set-by-infra"
+
+
+@app.on_sqs_message(
+    queue_arn=os.environ.get("EMR_BILLING_QUEUE_ARN", _QUEUE_ARN.format("billing")),
+    batch_size=10,
+    name="billing_consumer",
+)
+def billing_consumer(event: Any) -> dict[str, Any]:
+    from functions.billing.consumers import consumer
+
+    return consumer.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(
+    queue_arn=os.environ.get("EMR_AUDIT_QUEUE_ARN", _QUEUE_ARN.format("audit")),
+    batch_size=10,
+    name="audit_consumer",
+)
+def audit_consumer(event: Any) -> dict[str, Any]:
+    from functions.audit.consumers import consumer
+
+    return consumer.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(
+    queue_arn=os.environ.get("EMR_ALERTS_QUEUE_ARN", _QUEUE_ARN.format("alerts")),
+    batch_size=10,
+    name="alerts_consumer",
+)
+def alerts_consumer(event: Any) -> dict[str, Any]:
+    from functions.alerts.consumers import consumer
+
+    return consumer.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule("rate(5 minutes)", name="alerts_escalation")
+def alerts_escalation(event: Any) -> dict[str, Any]:
+    from functions.alerts.escalation import run
+
+    return {"escalated": run()}
+
+
+@app.schedule("cron(15 0 * * ? *)", name="ledger_archive")
+def ledger_archive(event: Any) -> dict[str, Any]:
+    from functions.audit.archive import run
+
+    return {"archived": run()}
