@@ -6,11 +6,13 @@ local resources, and translates each resource's Properties into the service API
 calls. No property value is repeated here; only local *names* are chosen here
 (CloudFormation would generate them in a real stack).
 
-Local names: the table, user pool and bucket names are arguments; queue and rule
+Local names: the table, user pool and archive bucket names are arguments; other
 names are derived from the logical id with the table name as prefix
 (`EmrAuditQueue` -> `emr-local-audit`, `EmrAuditDLQ` -> `emr-local-audit-dlq`,
-`EmrAuditRule` -> `emr-local-audit-rule`); names the template itself gives (bus
-`emr`, client `emr-app`, aliases) are used as they are.
+`EmrAuditRule` -> `emr-local-audit-rule`, `EmrLedgerBucket` -> `emr-local-ledger`,
+`EmrEventArchive` -> `emr-local-event-archive`); `AWS::StackName` is that prefix
+too (trail `emr-local-trail`); names the template itself gives (bus `emr`, client
+`emr-app`, aliases) are used as they are.
 
 Idempotent: a resource that already exists (found by name, or by alias for KMS
 keys) is reused as it is (not reconfigured) and nothing is created twice.
@@ -49,12 +51,25 @@ LOCAL_SKIPPED: frozenset[str] = frozenset(
         "AWS::ApiGateway::GatewayResponse",  # the local API is served by Chalice, not API Gateway
     }
 )
+# Per-tenant alert topics are not in the template: the alerts consumer creates
+# "<EMR_ALERTS_TOPIC_PREFIX><tenant>" on first use (encrypted with the messaging key).
+ALERTS_TOPIC_PREFIX = "emr-alerts-"
 
 # Logical ids the LocalStack values are read from (the contract of the template).
 TABLE, TABLE_KEY, DATA_KEY = "EmrTable", "EmrTableKey", "EmrDataKey"
 PSYCHOTHERAPY_KEY = "EmrPsychotherapyKey"  # psychotherapy notes: their own key
 USER_POOL, APP_CLIENT = "EmrUserPool", "EmrUserPoolClient"
 EVENT_BUS, ARCHIVE_BUCKET = "EmrEventBus", "EmrArchiveBucket"
+LEDGER_BUCKET, MESSAGING_KEY, TRAIL = "EmrLedgerBucket", "EmrMessagingKey", "EmrTrail"
+# Queue logical ids -> the environment variables naming their URLs (consumers, DLQs).
+QUEUE_ENV = {
+    "EmrBillingQueue": "EMR_BILLING_QUEUE_URL",
+    "EmrAuditQueue": "EMR_AUDIT_QUEUE_URL",
+    "EmrAlertsQueue": "EMR_ALERTS_QUEUE_URL",
+    "EmrBillingDLQ": "EMR_BILLING_DLQ_URL",
+    "EmrAuditDLQ": "EMR_AUDIT_DLQ_URL",
+    "EmrAlertsDLQ": "EMR_ALERTS_DLQ_URL",
+}
 
 
 class ProvisionError(RuntimeError):
@@ -75,6 +90,10 @@ class LocalStack:
     queue_urls: dict[str, str]
     archive_bucket: str
     stream_arn: str
+    ledger_bucket: str
+    messaging_key_id: str
+    trail_arn: str
+    max_receives: int
 
     def jwks_url(self) -> str:
         return f"{self.endpoint}/{self.user_pool_id}/.well-known/jwks.json"
@@ -98,6 +117,11 @@ class LocalStack:
             "EMR_EVENT_BUS_NAME": self.event_bus_name,
             "EMR_ARCHIVE_BUCKET": self.archive_bucket,
             "EMR_STREAM_ARN": self.stream_arn,
+            **{env: self.queue_urls[logical_id] for logical_id, env in QUEUE_ENV.items()},
+            "EMR_MAX_RECEIVES": str(self.max_receives),
+            "EMR_LEDGER_BUCKET": self.ledger_bucket,
+            "EMR_ALERTS_TOPIC_PREFIX": ALERTS_TOPIC_PREFIX,
+            "EMR_MESSAGING_KEY_ID": self.messaging_key_id,
         }
 
 
@@ -225,7 +249,8 @@ class Provisioner:
             raise ProvisionError(f"{logical_id} is referenced but not provisioned locally")
         self._in_progress.add(logical_id)
         for dependency in _depends_on(resource):
-            self.ensure(dependency)
+            if self.resources.get(dependency, {}).get("Type") not in LOCAL_SKIPPED:
+                self.ensure(dependency)  # a skipped one (a bucket policy) exists only in AWS
         properties = self.resolve(resource.get("Properties", {}))
         self._done[logical_id] = HANDLERS[resource["Type"]].create(self, logical_id, properties)
         self._in_progress.discard(logical_id)
@@ -286,6 +311,7 @@ class Provisioner:
                 "AWS::Partition": "aws",
                 "AWS::URLSuffix": "amazonaws.com",
                 "AWS::AccountId": self.clients.account_id(),
+                "AWS::StackName": self.names.prefix,
             }
         if name not in self._pseudo:
             raise ProvisionError(f"pseudo parameter {name} is not resolved locally")
@@ -319,7 +345,24 @@ class Provisioner:
             queue_urls=queues,
             archive_bucket=self.ensure(ARCHIVE_BUCKET).ref,
             stream_arn=table.attrs["StreamArn"],
+            ledger_bucket=self.ensure(LEDGER_BUCKET).ref,
+            messaging_key_id=self.ensure(MESSAGING_KEY).attrs["Arn"],
+            trail_arn=self.ensure(TRAIL).attrs["Arn"],
+            max_receives=self.max_receives(),
         )
+
+    def max_receives(self) -> int:
+        """The receives after which a consumer's queue moves a message to its DLQ
+        (`EMR_MAX_RECEIVES`): one value for every queue with a redrive policy."""
+        counts = {
+            int(resource["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+            for resource in self.resources.values()
+            if resource.get("Type") == "AWS::SQS::Queue"
+            and "RedrivePolicy" in resource.get("Properties", {})
+        }
+        if len(counts) != 1:
+            raise ProvisionError(f"queues redrive after different receive counts: {counts}")
+        return counts.pop()
 
 
 def _depends_on(resource: Mapping[str, Any]) -> list[str]:
@@ -590,6 +633,28 @@ def _put_rule(events: Any, name: str, props: dict[str, Any]) -> str:
     return arn
 
 
+_ARCHIVE_PROPS = frozenset(
+    {"ArchiveName", "SourceArn", "Description", "EventPattern", "RetentionDays"}
+)
+
+
+def _events_archive(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
+    events = p.clients["events"]
+    name = props.get("ArchiveName", p.names.of(logical_id))
+    try:
+        arn = events.describe_archive(ArchiveName=name)["ArchiveArn"]
+    except ClientError as error:
+        if _error_code(error) != "ResourceNotFoundException":
+            raise
+        kwargs = _pick(props, frozenset({"Description", "RetentionDays"}))
+        if "EventPattern" in props:
+            pattern = props["EventPattern"]
+            kwargs["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        kwargs["EventSourceArn"] = props["SourceArn"]
+        arn = events.create_archive(ArchiveName=name, **kwargs)["ArchiveArn"]
+    return LocalResource(name, {"Arn": arn, "ArchiveName": name})
+
+
 # --- SQS ---------------------------------------------------------------------------------
 
 _QUEUE_ATTRIBUTES = frozenset(
@@ -645,15 +710,18 @@ _BUCKET_PROPS = frozenset(
         "VersioningConfiguration",
         "PublicAccessBlockConfiguration",
         "OwnershipControls",
+        "ObjectLockEnabled",
+        "ObjectLockConfiguration",
     }
 )
 
 
 def _s3_bucket(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
     s3 = p.clients["s3"]
-    name = props.get("BucketName", p.names.bucket)
+    default = p.names.bucket if logical_id == ARCHIVE_BUCKET else p.names.of(logical_id, "Bucket")
+    name = props.get("BucketName", default)
     if not _bucket_exists(s3, name):
-        _create_bucket(s3, name, p.clients.region)
+        _create_bucket(s3, name, p.clients.region, bool(props.get("ObjectLockEnabled")))
         _configure_bucket(s3, name, props)
     return LocalResource(name, {"Arn": f"arn:aws:s3:::{name}"})
 
@@ -668,11 +736,11 @@ def _bucket_exists(s3: Any, name: str) -> bool:
     return True
 
 
-def _create_bucket(s3: Any, name: str, region: str) -> None:
-    if region == "us-east-1":
-        s3.create_bucket(Bucket=name)
-    else:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+def _create_bucket(s3: Any, name: str, region: str, object_lock: bool = False) -> None:
+    kwargs: dict[str, Any] = {"ObjectLockEnabledForBucket": True} if object_lock else {}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(Bucket=name, **kwargs)
 
 
 _BUCKET_CONFIG: dict[str, Callable[[Any, str, Any], None]] = {
@@ -697,7 +765,48 @@ _BUCKET_CONFIG: dict[str, Callable[[Any, str, Any], None]] = {
     "OwnershipControls": lambda s3, name, value: s3.put_bucket_ownership_controls(
         Bucket=name, OwnershipControls=value
     ),
+    # ObjectLockEnabled is applied when the bucket is created (it cannot be added later)
+    "ObjectLockConfiguration": lambda s3, name, value: s3.put_object_lock_configuration(
+        Bucket=name, ObjectLockConfiguration=value
+    ),
 }
+
+
+# --- CloudTrail --------------------------------------------------------------------------
+
+# CloudFormation property -> CreateTrail parameter.
+_TRAIL_CREATE = {
+    "S3BucketName": "S3BucketName",
+    "S3KeyPrefix": "S3KeyPrefix",
+    "KMSKeyId": "KmsKeyId",
+    "EnableLogFileValidation": "EnableLogFileValidation",
+    "IsMultiRegionTrail": "IsMultiRegionTrail",
+    "IncludeGlobalServiceEvents": "IncludeGlobalServiceEvents",
+}
+_TRAIL_PROPS = frozenset(_TRAIL_CREATE) | {
+    "TrailName",
+    "IsLogging",
+    "AdvancedEventSelectors",
+    "EventSelectors",
+}
+
+
+def _cloudtrail_trail(p: Provisioner, logical_id: str, props: dict[str, Any]) -> LocalResource:
+    cloudtrail = p.clients["cloudtrail"]
+    name = props.get("TrailName", p.names.of(logical_id))
+    try:
+        arn = cloudtrail.get_trail(Name=name)["Trail"]["TrailARN"]
+    except ClientError as error:
+        if _error_code(error) != "TrailNotFoundException":
+            raise
+        kwargs = {api: props[key] for key, api in _TRAIL_CREATE.items() if key in props}
+        arn = cloudtrail.create_trail(Name=name, **kwargs)["TrailARN"]
+        selectors = _pick(props, frozenset({"AdvancedEventSelectors", "EventSelectors"}))
+        if selectors:
+            cloudtrail.put_event_selectors(TrailName=name, **selectors)
+        if props.get("IsLogging"):
+            cloudtrail.start_logging(Name=name)
+    return LocalResource(name, {"Arn": arn})
 
 
 def _configure_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
@@ -726,5 +835,7 @@ HANDLERS: dict[str, Translation] = {
     "AWS::Events::EventBus": Translation(_event_bus, frozenset({"Name", "Description", "Tags"})),
     "AWS::Events::Rule": Translation(_events_rule, _RULE_PUT | {"Name", "EventPattern", "Targets"}),
     "AWS::SQS::Queue": Translation(_sqs_queue, _QUEUE_ATTRIBUTES | {"QueueName", "Tags"}),
+    "AWS::Events::Archive": Translation(_events_archive, _ARCHIVE_PROPS),
     "AWS::S3::Bucket": Translation(_s3_bucket, _BUCKET_PROPS),
+    "AWS::CloudTrail::Trail": Translation(_cloudtrail_trail, _TRAIL_PROPS),
 }

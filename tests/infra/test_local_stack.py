@@ -77,6 +77,16 @@ def test_env_has_exactly_the_contract_keys(stack: LocalStack) -> None:
         "EMR_EVENT_BUS_NAME",
         "EMR_ARCHIVE_BUCKET",
         "EMR_STREAM_ARN",
+        "EMR_BILLING_QUEUE_URL",
+        "EMR_AUDIT_QUEUE_URL",
+        "EMR_ALERTS_QUEUE_URL",
+        "EMR_BILLING_DLQ_URL",
+        "EMR_AUDIT_DLQ_URL",
+        "EMR_ALERTS_DLQ_URL",
+        "EMR_MAX_RECEIVES",
+        "EMR_LEDGER_BUCKET",
+        "EMR_ALERTS_TOPIC_PREFIX",
+        "EMR_MESSAGING_KEY_ID",
     }
     assert env["AWS_ENDPOINT_URL"] == stack.endpoint
     assert env["EMR_EVENT_BUS_NAME"] == "emr"
@@ -201,7 +211,7 @@ def test_bus_and_rules_match_template(
     assert events.describe_event_bus(Name=stack.event_bus_name)["Name"] == "emr"
     rules = events.list_rules(EventBusName="emr")["Rules"]
     local = {json.dumps(json.loads(r["EventPattern"]), sort_keys=True): r for r in rules}
-    for logical_id in ("EmrAuditRule", "EmrBillingRule"):
+    for logical_id in ("EmrAuditRule", "EmrBillingRule", "EmrAlertsRule"):
         props = _props(template, logical_id)
         rule = local[json.dumps(props["EventPattern"], sort_keys=True)]
         assert rule["State"] == "ENABLED"
@@ -223,9 +233,12 @@ def test_queues_redrive_to_their_dlqs(stack: LocalStack, client: Callable[[str],
         "EmrAuditDLQ",
         "EmrBillingQueue",
         "EmrBillingDLQ",
+        "EmrAlertsQueue",
+        "EmrAlertsDLQ",
         "EmrStreamDLQ",
+        "EmrScheduleDLQ",
     }
-    for name in ("Audit", "Billing"):
+    for name in ("Audit", "Billing", "Alerts"):
         attributes = sqs.get_queue_attributes(
             QueueUrl=stack.queue_urls[f"Emr{name}Queue"], AttributeNames=["All"]
         )["Attributes"]
@@ -235,7 +248,7 @@ def test_queues_redrive_to_their_dlqs(stack: LocalStack, client: Callable[[str],
         )
         assert int(redrive["maxReceiveCount"]) == 5
         assert attributes["VisibilityTimeout"] == "180"
-        assert attributes["SqsManagedSseEnabled"] == "true"
+        assert attributes["KmsMasterKeyId"] == stack.messaging_key_id
 
 
 def test_archive_bucket_is_encrypted_with_the_data_key(
@@ -303,6 +316,8 @@ def _inventory(client: Callable[[str], Any], stack: LocalStack) -> Counter[str]:
             "buses": len(client("events").list_event_buses()["EventBuses"]),
             "rules": len(client("events").list_rules(EventBusName="emr")["Rules"]),
             "buckets": len(client("s3").list_buckets()["Buckets"]),
+            "archives": len(client("events").list_archives()["Archives"]),
+            "trails": len(client("cloudtrail").describe_trails()["trailList"]),
         }
     )
 
@@ -328,9 +343,9 @@ def test_unknown_resource_type_is_refused_before_anything_is_created(
     stack: LocalStack, client: Callable[[str], Any], template: dict[str, Any]
 ) -> None:
     drifted = copy.deepcopy(template)
-    drifted["Resources"]["EmrTrail"] = {"Type": "AWS::CloudTrail::Trail", "Properties": {}}
+    drifted["Resources"]["EmrAcl"] = {"Type": "AWS::WAFv2::WebACL", "Properties": {}}
     before = _inventory(client, stack)
-    with pytest.raises(ProvisionError, match=r"EmrTrail \(AWS::CloudTrail::Trail\)"):
+    with pytest.raises(ProvisionError, match=r"EmrAcl \(AWS::WAFv2::WebACL\)"):
         provision(stack.endpoint, table_name="emr-drift", template=drifted)
     assert _inventory(client, stack) == before
 

@@ -26,13 +26,22 @@ WAF_PATH = TEMPLATE_PATH.with_name("waf.json")
 ROLES = {role.value for role in Role}  # the authz table is the one list of roles
 # What Chalice's SAM output defines and the fragment merges into; the package test
 # (tests/package) checks these names against real `chalice package` output.
-CHALICE_RESOURCES = {
-    "APIHandler",
-    "StreamPublisher",
-    "ApiHandlerRole",
-    "StreamPublisherRole",
-    "RestAPI",
+FUNCTIONS = {
+    "APIHandler": "ApiHandlerRole",
+    "StreamPublisher": "StreamPublisherRole",
+    "BillingConsumer": "BillingConsumerRole",
+    "AuditConsumer": "AuditConsumerRole",
+    "AlertsConsumer": "AlertsConsumerRole",
+    "AlertsEscalation": "AlertsEscalationRole",
+    "LedgerArchive": "LedgerArchiveRole",
 }
+CONSUMERS = {  # function -> (its queue, its DLQ)
+    "BillingConsumer": ("EmrBillingQueue", "EmrBillingDLQ"),
+    "AuditConsumer": ("EmrAuditQueue", "EmrAuditDLQ"),
+    "AlertsConsumer": ("EmrAlertsQueue", "EmrAlertsDLQ"),
+}
+SCHEDULES = {"AlertsEscalation": "rate(5 minutes)", "LedgerArchive": "cron(15 0 * * ? *)"}
+CHALICE_RESOURCES = {*FUNCTIONS, *FUNCTIONS.values(), "RestAPI"}
 STREAM_EVENT = "StreamPublisherDynamodbEventSource"
 FUNCTION_ENV = {
     "EMR_TABLE_NAME",
@@ -42,6 +51,20 @@ FUNCTION_ENV = {
     "EMR_APP_CLIENT_ID",
     "EMR_EVENT_BUS_NAME",
     "EMR_ARCHIVE_BUCKET",
+}
+PIPELINE_ENV = {
+    "EMR_BILLING_QUEUE_URL",
+    "EMR_AUDIT_QUEUE_URL",
+    "EMR_ALERTS_QUEUE_URL",
+    "EMR_BILLING_DLQ_URL",
+    "EMR_AUDIT_DLQ_URL",
+    "EMR_ALERTS_DLQ_URL",
+    "EMR_MAX_RECEIVES",
+    "EMR_LEDGER_BUCKET",
+    "EMR_ALERTS_TOPIC_PREFIX",
+    "EMR_MESSAGING_KEY_ID",
+    "EMR_CLOUDTRAIL_CHANNEL_ARN",
+    "EMR_PUBLIC_BASE_URL",
 }
 DATA_ACTION_SERVICES = ("dynamodb:", "kms:", "s3:", "sqs:", "events:", "cognito-idp:")
 
@@ -94,7 +117,13 @@ def test_template_is_two_space_indented_json() -> None:
 
 def test_every_kms_key_rotates_and_is_retained(template: dict[str, Any]) -> None:
     keys = _resources(template, "AWS::KMS::Key")
-    assert set(keys) == {"EmrTableKey", "EmrDataKey", "EmrPsychotherapyKey"}
+    assert set(keys) == {
+        "EmrTableKey",
+        "EmrDataKey",
+        "EmrPsychotherapyKey",
+        "EmrMessagingKey",
+        "EmrTrailKey",
+    }
     for key in keys.values():
         assert key["Properties"]["EnableKeyRotation"] is True
         assert key["DeletionPolicy"] == "Retain"  # a retained table needs its key
@@ -109,6 +138,8 @@ def test_aliases_name_the_keys(template: dict[str, Any]) -> None:
         "alias/emr-table": {"Ref": "EmrTableKey"},
         "alias/emr-data": {"Ref": "EmrDataKey"},
         "alias/emr-psychotherapy": {"Ref": "EmrPsychotherapyKey"},
+        "alias/emr-messaging": {"Ref": "EmrMessagingKey"},
+        "alias/emr-trail": {"Ref": "EmrTrailKey"},
     }
 
 
@@ -147,7 +178,7 @@ def test_no_service_wide_wildcard_actions_anywhere(template: dict[str, Any]) -> 
 
 def test_role_policies_grant_no_data_action_on_star(template: dict[str, Any]) -> None:
     found = list(_role_statements(template))
-    assert {role for role, _ in found} == {"ApiHandlerRole", "StreamPublisherRole"}
+    assert {role for role, _ in found} == set(FUNCTIONS.values())
     for role, statement in found:
         assert statement["Effect"] == "Allow"
         assert "*" not in _as_list(statement["Resource"]), (role, statement)
@@ -207,9 +238,22 @@ def test_publisher_role_reads_the_stream_and_puts_on_the_bus(template: dict[str,
     assert by_action["dynamodb:ListStreams"] == {"Fn::Sub": "${EmrTable.Arn}/stream/*"}
     assert by_action["events:PutEvents"] == {"Fn::GetAtt": ["EmrEventBus", "Arn"]}
     assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["EmrStreamDLQ", "Arn"]}
+    # the failure destination is encrypted with the messaging key: only for that queue
+    (kms,) = [s for s in statements if s["Sid"] == "MessagingKeyForStreamDLQ"]
+    assert kms["Resource"] == {"Fn::GetAtt": ["EmrMessagingKey", "Arn"]}
+    assert kms["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sqs:arn"] == {
+        "Fn::GetAtt": ["EmrStreamDLQ", "Arn"]
+    }
     # events/stream.py deletes stale search entries (conditional DeleteItem) on MODIFY
     assert by_action["dynamodb:DeleteItem"] == {"Fn::GetAtt": ["EmrTable", "Arn"]}
+    # and marks delivered outbox items (delivered_at, TTL): outbox keys only
+    (mark,) = [s for s in statements if s["Sid"] == "MarkOutboxDelivered"]
+    assert mark["Action"] == "dynamodb:UpdateItem"
+    assert mark["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
+        "TENANT#*#OUTBOX#*"
+    ]
     assert set(by_action) == {
+        "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "dynamodb:DescribeStream",
         "dynamodb:GetRecords",
@@ -217,6 +261,8 @@ def test_publisher_role_reads_the_stream_and_puts_on_the_bus(template: dict[str,
         "dynamodb:ListStreams",
         "events:PutEvents",
         "sqs:SendMessage",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -238,11 +284,20 @@ def test_table_shape(template: dict[str, Any]) -> None:
         "sk": "S",
         "gsi1pk": "S",
         "gsi1sk": "S",
+        "gsi2pk": "S",
+        "gsi2sk": "S",
+        "gsi3pk": "S",
+        "gsi3sk": "S",
     }
-    (gsi,) = props["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "gsi1"
-    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["gsi1pk", "gsi1sk"]
-    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    indexes = props["GlobalSecondaryIndexes"]
+    assert [gsi["IndexName"] for gsi in indexes] == ["gsi1", "gsi2", "gsi3"]
+    for gsi in indexes:
+        name = gsi["IndexName"]
+        assert gsi["KeySchema"] == [
+            {"AttributeName": f"{name}pk", "KeyType": "HASH"},
+            {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
+        ]
+        assert gsi["Projection"] == {"ProjectionType": "ALL"}
 
 
 def test_table_protection(template: dict[str, Any]) -> None:
@@ -303,6 +358,10 @@ def test_rules_use_the_literal_bus_and_route_to_queues(template: dict[str, Any])
     expected = {
         "EmrAuditRule": ({"source": [{"prefix": "emr."}]}, "EmrAuditQueue"),
         "EmrBillingRule": ({"source": ["emr.encounters", "emr.notes"]}, "EmrBillingQueue"),
+        "EmrAlertsRule": (
+            {"source": ["emr.measures"], "detail-type": ["safety.risk-identified.v1"]},
+            "EmrAlertsQueue",
+        ),
     }
     rules = _resources(template, "AWS::Events::Rule")
     assert set(rules) == set(expected)
@@ -316,7 +375,8 @@ def test_rules_use_the_literal_bus_and_route_to_queues(template: dict[str, Any])
 
 
 def test_queues_redrive_to_dlqs(template: dict[str, Any]) -> None:
-    for name in ("Audit", "Billing"):
+    messaging_key = {"Fn::GetAtt": ["EmrMessagingKey", "Arn"]}
+    for name in ("Audit", "Billing", "Alerts"):
         queue = _props(template, f"Emr{name}Queue")
         dlq = _props(template, f"Emr{name}DLQ")
         assert queue["RedrivePolicy"] == {
@@ -324,12 +384,12 @@ def test_queues_redrive_to_dlqs(template: dict[str, Any]) -> None:
             "maxReceiveCount": 5,
         }
         assert queue["VisibilityTimeout"] == 180
-        assert queue["SqsManagedSseEnabled"] is dlq["SqsManagedSseEnabled"] is True
+        assert queue["KmsMasterKeyId"] == dlq["KmsMasterKeyId"] == messaging_key
         assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
 def test_queue_policies_pin_the_rule_and_deny_plain_http(template: dict[str, Any]) -> None:
-    for name in ("Audit", "Billing"):
+    for name in ("Audit", "Billing", "Alerts"):
         document = _props(template, f"Emr{name}QueuePolicy")["PolicyDocument"]
         allow, deny = document["Statement"]
         assert allow["Principal"] == {"Service": "events.amazonaws.com"}
@@ -506,9 +566,11 @@ def test_cfn_lint_of_the_waf_template(waf: dict[str, Any], enabled: str) -> None
 
 
 def test_functions_get_the_stack_environment(template: dict[str, Any]) -> None:
-    for function in ("APIHandler", "StreamPublisher"):
+    for function in FUNCTIONS:
         variables = _props(template, function)["Environment"]["Variables"]
         extra = {"EMR_PUBLIC_BASE_URL"} if function == "APIHandler" else set()
+        if function in {*CONSUMERS, *SCHEDULES}:
+            extra = PIPELINE_ENV
         assert set(variables) == FUNCTION_ENV | extra
         assert variables["EMR_EVENT_BUS_NAME"] == "emr"
         assert variables["EMR_TABLE_NAME"] == {"Ref": "EmrTable"}
@@ -525,7 +587,9 @@ def test_stream_publisher_event_source(template: dict[str, Any]) -> None:
     props = events[STREAM_EVENT]["Properties"]
     assert props["Stream"] == {"Fn::GetAtt": ["EmrTable", "StreamArn"]}
     assert props["StartingPosition"] == "TRIM_HORIZON"
-    assert props["BatchSize"] == 100
+    # large batches fill PutEvents calls of 10 (events/README.md, "The publisher")
+    assert props["BatchSize"] == 1000
+    assert props["MaximumBatchingWindowInSeconds"] == 1
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["MaximumRetryAttempts"] == 10
     assert props["BisectBatchOnFunctionError"] is True
@@ -555,7 +619,10 @@ def _record(event_name: str, item_type: str) -> dict[str, Any]:
         ("MODIFY", "resource", True),  # tidy stale search entries (events/stream.py)
         ("MODIFY", "outbox", False),
         ("INSERT", "resource", False),
-        ("INSERT", "audit", False),
+        ("INSERT", "audit", True),  # PhiAccessed is published from audit records
+        ("INSERT", "audit-search", True),
+        ("INSERT", "audit-copy", False),
+        ("MODIFY", "audit", False),
     ],
 )
 def test_stream_filter_keeps_what_the_publisher_handles(
@@ -567,12 +634,13 @@ def test_stream_filter_keeps_what_the_publisher_handles(
     assert any(_matches(pattern, record) for pattern in patterns) is delivered
 
 
-def test_stream_filter_keeps_only_inserted_outbox_items_and_modified_resources(
+def test_stream_filter_keeps_only_inserted_outbox_and_audit_items_and_modified_resources(
     template: dict[str, Any],
 ) -> None:
     props = _props(template, "StreamPublisher")["Events"][STREAM_EVENT]["Properties"]
+    inserted = ["outbox", "audit", "audit-search"]
     assert [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]] == [
-        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox"]}}}},
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": inserted}}}},
         {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"type": {"S": ["resource"]}}}},
     ]
 
@@ -587,6 +655,13 @@ def test_outputs(template: dict[str, Any]) -> None:
         "EventBusName",
         "ArchiveBucket",
         "AuditQueueUrl",
+        "BillingQueueUrl",
+        "AlertsQueueUrl",
+        "MessagingKeyArn",
+        "LedgerBucket",
+        "TrailBucket",
+        "TrailArn",
+        "EventArchiveArn",
     }
 
 
@@ -664,17 +739,40 @@ def _chalice_function(handler: str, role: str) -> dict[str, Any]:
     }
 
 
+def _handler(function: str) -> str:
+    return "app." + "_".join(w.lower() for w in re.findall(r"[A-Z][a-z]+", function))
+
+
 def _chalice_skeleton() -> dict[str, Any]:
     """The shape of `chalice package` SAM output for this app (chalice 1.34)."""
+    resources: dict[str, Any] = {role: _chalice_role(role) for role in FUNCTIONS.values()}
+    for function, role in FUNCTIONS.items():
+        if function not in {"APIHandler", "StreamPublisher"}:
+            resources[function] = _chalice_function(_handler(function), role)
+    for function in CONSUMERS:
+        resources[function]["Properties"]["Events"] = {
+            f"{function}SqsEventSource": {
+                "Type": "SQS",
+                "Properties": {
+                    "Queue": "arn:aws:sqs:us-east-1:123456789012:placeholder",
+                    "BatchSize": 10,
+                    "MaximumBatchingWindowInSeconds": 0,
+                },
+            }
+        }
+    for function, schedule in SCHEDULES.items():
+        resources[function]["Properties"]["Events"] = {
+            f"{function}Event": {"Type": "Schedule", "Properties": {"Schedule": schedule}}
+        }
     publisher = _chalice_function("app.stream_publisher", "StreamPublisherRole")
     publisher["Properties"]["Events"] = {
         STREAM_EVENT: {
             "Type": "DynamoDB",
             "Properties": {
                 "Stream": "arn:aws:dynamodb:us-east-1:123456789012:table/placeholder/stream/x",
-                "BatchSize": 100,
+                "BatchSize": 1000,
                 "StartingPosition": "TRIM_HORIZON",
-                "MaximumBatchingWindowInSeconds": 0,
+                "MaximumBatchingWindowInSeconds": 1,
             },
         }
     }
@@ -684,8 +782,7 @@ def _chalice_skeleton() -> dict[str, Any]:
         "Transform": "AWS::Serverless-2016-10-31",
         "Outputs": {"RestAPIId": {"Value": {"Ref": "RestAPI"}}},
         "Resources": {
-            "ApiHandlerRole": _chalice_role("ApiHandlerRole"),
-            "StreamPublisherRole": _chalice_role("StreamPublisherRole"),
+            **resources,
             "APIHandler": _chalice_function("app.app", "ApiHandlerRole"),
             "StreamPublisher": publisher,
             "RestAPI": {
@@ -717,8 +814,9 @@ def test_merge_keeps_chalice_settings_and_replaces_what_it_must(merged: dict[str
     assert variables["EMR_TABLE_NAME"] == {"Ref": "EmrTable"}
     event = resources["StreamPublisher"]["Properties"]["Events"][STREAM_EVENT]["Properties"]
     assert event["Stream"] == {"Fn::GetAtt": ["EmrTable", "StreamArn"]}
-    assert event["MaximumBatchingWindowInSeconds"] == 0
-    for role in ("ApiHandlerRole", "StreamPublisherRole"):
+    assert event["MaximumBatchingWindowInSeconds"] == 1  # app.py and the fragment agree
+    for function, role in FUNCTIONS.items():
+        assert "Type" in resources[function]  # every fragment met its Chalice resource
         (policy,) = resources[role]["Properties"]["Policies"]  # replaced, not appended
         assert "dynamodb:*" not in json.dumps(policy)
         assert resources[role]["Properties"]["AssumeRolePolicyDocument"] == _TRUST
@@ -739,7 +837,7 @@ def test_cfn_lint_as_sam_template(merged: dict[str, Any]) -> None:
 def test_cfn_lint_without_transform_checks_iam_actions(merged: dict[str, Any]) -> None:
     plain = copy.deepcopy(merged)
     del plain["Transform"]
-    for function in ("APIHandler", "StreamPublisher"):
+    for function in FUNCTIONS:
         del plain["Resources"][function]
     plain["Resources"]["RestAPI"] = {
         "Type": "AWS::ApiGateway::RestApi",

@@ -40,6 +40,10 @@ INFRA_RESOURCES = (
     "EmrUserPool",
     "EmrUserPoolClient",
     "EmrEventBus",
+    "EmrEventArchive",
+    "EmrAlertsQueue",
+    "EmrLedgerBucket",
+    "EmrTrail",
 )
 FROM_ZIP = (
     "app",
@@ -175,6 +179,26 @@ def test_stream_publisher_reads_the_table_stream(functions: dict[str, dict[str, 
     source = sources[0]
     assert source["Stream"] == {"Fn::GetAtt": ["EmrTable", "StreamArn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_pipeline_functions_read_the_real_queues_and_schedules(
+    functions: dict[str, dict[str, Any]],
+) -> None:
+    for function, queue in (
+        ("BillingConsumer", "EmrBillingQueue"),
+        ("AuditConsumer", "EmrAuditQueue"),
+        ("AlertsConsumer", "EmrAlertsQueue"),
+    ):
+        (source,) = functions[function]["Events"].values()
+        assert source["Type"] == "SQS"
+        assert source["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+        assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    for function in ("AlertsEscalation", "LedgerArchive"):
+        (source,) = functions[function]["Events"].values()
+        assert source["Type"] == "Schedule"
+        assert functions[function]["DeadLetterQueue"]["TargetArn"] == {
+            "Fn::GetAtt": ["EmrScheduleDLQ", "Arn"]
+        }
 
 
 def _statements(node: Any) -> Iterator[dict[str, Any]]:
