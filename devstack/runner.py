@@ -39,8 +39,14 @@ from functions.common.observability import logger
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
-# The mapping's FilterCriteria: INSERT of outbox items, MODIFY of resource items.
-DELIVERED = {("INSERT", "outbox"), ("MODIFY", "resource")}
+# The mapping's FilterCriteria: INSERT of outbox and audit items (not the trail
+# copies of a search's record), MODIFY of resource items.
+DELIVERED = {
+    ("INSERT", "outbox"),
+    ("INSERT", "audit"),
+    ("INSERT", "audit-search"),
+    ("MODIFY", "resource"),
+}
 
 EXPIRED = "ExpiredIteratorException"
 TRIMMED = "TrimmedDataAccessException"

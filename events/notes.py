@@ -18,6 +18,7 @@ class NoteSignatureEvent(DomainEvent):
     note_version: int  # the signed (or co-signed) version
     provenance_id: str  # the Provenance that records the signature
     signer_id: str  # Practitioner id of the signer (author or verifier)
+    encounter_id: str | None = None  # the note's context.encounter, when it names one
 
 
 class NoteSigned(NoteSignatureEvent):

@@ -13,6 +13,29 @@ import functools
 
 from events.envelope import DomainEvent
 
+# The nouns whose `<noun>.created/.updated/.deleted` are contracts, with their source.
+# tests/unit/test_event_contracts.py holds this list to the engine's declarations:
+# declaring a type with generic events means adding its row here.
+RESOURCE_SOURCES = {
+    "practitioner": "emr.directory",
+    "encounter": "emr.encounters",
+    "condition": "emr.clinical",
+    "allergyintolerance": "emr.clinical",
+    "observation": "emr.clinical",
+    "medicationrequest": "emr.medications",
+    "note": "emr.notes",
+    "psychotherapynote": "emr.notes",
+    "provenance": "emr.notes",
+    "psychotherapyprovenance": "emr.notes",
+    "questionnaireresponse": "emr.measures",
+    "flag": "emr.measures",
+    "careplan": "emr.plans",
+    "goal": "emr.plans",
+    "chargeitem": "emr.billing",
+    "claim": "emr.billing",
+}
+CHANGES = ("created", "updated", "deleted")
+
 
 class ResourceChanged(DomainEvent):
     resource_type: str

@@ -110,15 +110,17 @@ class AuditItem(TableItem, discriminator="audit"):
 
 class OutboxItem(TableItem, discriminator="outbox"):
     """A domain event written in the same transaction as the change it reports;
-    the stream publisher sends it to EventBridge. Expires after a week."""
+    the stream publisher sends it to EventBridge. Until delivered it is listed in
+    gsi1 (`TENANT#t#OUTBOX#PENDING`); delivery removes that entry and sets the TTL."""
 
     event_id = UnicodeAttribute()
     tenant = UnicodeAttribute()
     source = UnicodeAttribute()
-    detail_type = UnicodeAttribute()
+    detail_type = UnicodeAttribute()  # on the wire: "<name>.v<major>"
     detail = UnicodeAttribute()  # JSON of a versioned event model (ids and codes only)
     occurred_at = UnicodeAttribute()
-    expires_at = NumberAttribute()
+    delivered_at = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # TTL, set on delivery only
 
 
 class ConditionalCreateItem(TableItem, discriminator="conditional-create"):

@@ -35,6 +35,20 @@ SERVICE_TYPES = {
     "crisis": "Crisis intervention",
 }
 
+# What billing reads from an encounter besides its service and period (docs/billing.md).
+EXT = "https://emr.example/fhir/StructureDefinition/"
+MDM_URL = EXT + "mdm-level"  # valueCode: medical decision making of an E/M visit
+MDM_LEVELS = ("straightforward", "low", "moderate", "high")
+PSYCHOTHERAPY_MINUTES_URL = EXT + "psychotherapy-minutes"  # valueInteger, 1..1440
+INTERACTIVE_COMPLEXITY_URL = EXT + "interactive-complexity"  # valueBoolean
+PATIENT_PRESENT_URL = EXT + "patient-present"  # valueBoolean (family psychotherapy)
+BILLING_EXTENSIONS = {
+    MDM_URL: "valueCode",
+    PSYCHOTHERAPY_MINUTES_URL: "valueInteger",
+    INTERACTIVE_COMPLEXITY_URL: "valueBoolean",
+    PATIENT_PRESENT_URL: "valueBoolean",
+}
+
 _ONLY = frozenset
 STATES = StateMachine(
     element="status",
@@ -92,6 +106,37 @@ def _service_type_issues(body: dict[str, Any]) -> list[Issue]:
     return issues
 
 
+def _billing_value_ok(kind: str, value: Any) -> bool:
+    if kind == "valueCode":
+        return value in MDM_LEVELS
+    if isinstance(value, bool) or kind == "valueBoolean":
+        return isinstance(value, bool) and kind == "valueBoolean"
+    return isinstance(value, int) and 1 <= value <= 1440
+
+
+def _billing_value_issue(url: str, ext: dict[str, Any], where: str) -> Issue | None:
+    kind = BILLING_EXTENSIONS[url]
+    if _billing_value_ok(kind, ext.get(kind)):
+        return None
+    what = {"valueCode": " of " + ", ".join(MDM_LEVELS), "valueInteger": " from 1 to 1440"}
+    return Issue("value", f"Needs {kind}{what.get(kind, '')}.", [f"{where}.{kind}"])
+
+
+def _billing_issues(body: dict[str, Any]) -> list[Issue]:
+    """Each billing extension at most once, with its value type and range."""
+    issues, seen = [], set()
+    for i, ext in enumerate(body.get("extension") or []):
+        url = ext.get("url") if isinstance(ext, dict) else None
+        if url not in BILLING_EXTENSIONS:
+            continue
+        where = f"Encounter.extension[{i}]"
+        issue = (Issue("structure", "Given more than once.", [where]) if url in seen
+                 else _billing_value_issue(url, ext, where))  # fmt: skip
+        seen.add(url)
+        issues += [issue] if issue else []
+    return issues
+
+
 def rules(body: dict[str, Any]) -> list[Issue]:
     """The encounter's own rules, after the generic validation."""
-    return _time_issues(body) + _service_type_issues(body)
+    return _time_issues(body) + _service_type_issues(body) + _billing_issues(body)

@@ -139,6 +139,7 @@ def _event_fields(caller: Caller, decl: ResourceType, new: Stored, prov: Stored)
         "patient_id": new.address.patient_id,
         "note_version": new.version,
         "provenance_id": prov.address.resource_id,
+        "encounter_id": signing.encounter_id(new.resource or {}),
     }
 
 

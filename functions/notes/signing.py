@@ -21,6 +21,7 @@ from functions.notes.documents import CONTENT_TYPE, moment
 _ID = r"[A-Za-z0-9\-.]{1,64}"
 SUPERVISOR_URL = "https://emr.example/fhir/StructureDefinition/supervisor"
 _PRACTITIONER = re.compile(rf"Practitioner/({_ID})")
+_ENCOUNTER = re.compile(rf"(?:.*/)?Encounter/({_ID})")
 
 
 def _extension(body: dict[str, Any], url: str) -> dict[str, Any] | None:
@@ -103,6 +104,14 @@ def _codes(concept: Any) -> dict[str, Any]:
 def _reference(value: Any) -> str | None:
     reference = value.get("reference") if isinstance(value, dict) else None
     return reference if isinstance(reference, str) else None
+
+
+def encounter_id(note: dict[str, Any]) -> str | None:
+    """The id of the note's first `context.encounter` (for its events), if any."""
+    encounters = (note.get("context") or {}).get("encounter") or []
+    reference = _reference(encounters[0]) if encounters else None
+    match = _ENCOUNTER.fullmatch(reference) if reference else None
+    return match.group(1) if match else None
 
 
 def header(note_id: str, version: int, note: dict[str, Any]) -> dict[str, Any]:

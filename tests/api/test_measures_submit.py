@@ -122,15 +122,15 @@ def chart_keys(stack, pid: str, tenant: str = TENANT) -> set[str]:  # type: igno
     return {i["sk"]["S"][2:] for i in partition(stack, pid, "C#", tenant)}
 
 
-def outbox(stack, detail_type: str, tenant: str = TENANT) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """The details of the tenant's outbox events of one detail-type."""
+def outbox(stack, name: str, tenant: str = TENANT) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The details of the tenant's outbox events of one name (major 1 on the wire)."""
     client = boto3.client("dynamodb")
     pages = client.get_paginator("scan").paginate(
         TableName=stack.table_name,
         FilterExpression="begins_with(pk, :p) AND detail_type = :d",
         ExpressionAttributeValues={
             ":p": {"S": f"TENANT#{tenant}#OUTBOX#"},
-            ":d": {"S": detail_type},
+            ":d": {"S": f"{name}.v1"},
         },
     )
     return [json.loads(i["detail"]["S"]) for page in pages for i in page["Items"]]

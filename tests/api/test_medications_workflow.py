@@ -335,8 +335,8 @@ def test_prescribing_and_discontinuing_each_stage_their_event_with_ids_and_codes
     created = _prescribe(api, pid, ESCITALOPRAM, extension=override("Cross-taper."))
     assert _discontinue(api, created["id"], "Nausea and headache.").status_code == 200
     found = {e["type"]: e for e in _events(stack, created["id"])}
-    assert set(found) >= {"medication.prescribed", "medication.discontinued"}
-    prescribed, ended = found["medication.prescribed"], found["medication.discontinued"]
+    assert set(found) >= {"medication.prescribed.v1", "medication.discontinued.v1"}
+    prescribed, ended = found["medication.prescribed.v1"], found["medication.discontinued.v1"]
     assert (prescribed["rxcui"], prescribed["schedule"], prescribed["overridden"]) == (
         ESCITALOPRAM, None, True)  # fmt: skip
     assert (prescribed["patient_id"], prescribed["resource_version"]) == (pid, 1)

@@ -136,7 +136,7 @@ def signed_events(stack, plan_id: str) -> list[dict[str, Any]]:  # type: ignore[
         TableName=stack.table_name,
         FilterExpression="begins_with(pk, :p) AND detail_type = :d",
         ExpressionAttributeValues={":p": {"S": f"TENANT#{TENANT}#OUTBOX#"},
-                                   ":d": {"S": "careplan.signed"}},
+                                   ":d": {"S": "careplan.signed.v1"}},
     )  # fmt: skip
     found = [json.loads(i["detail"]["S"]) for page in pages for i in page["Items"]]
     return [d for d in found if d["plan_id"] == plan_id]

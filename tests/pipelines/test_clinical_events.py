@@ -166,13 +166,23 @@ def test_create_update_delete_stage_one_event_each_without_phi(api, runner, audi
     assert api.http.delete(url, headers=api.headers(kind.deleter)).status_code == 204
 
     runner.drain()
-    messages = sorted(audit_queue(rid, 3), key=lambda m: m["detail"]["resource_version"])
+    # each write's own event, and each request's audit record as phi.accessed
+    taken = audit_queue(rid, 6)
+    accessed = [m for m in taken if m["detail-type"] == "phi.accessed.v1"]
+    messages = sorted(
+        (m for m in taken if m not in accessed), key=lambda m: m["detail"]["resource_version"]
+    )
     noun = kind.name.lower()
     assert [m["detail-type"] for m in messages] == [
-        f"{noun}.created",
-        f"{noun}.updated",
-        f"{noun}.deleted",
+        f"{noun}.created.v1",
+        f"{noun}.updated.v1",
+        f"{noun}.deleted.v1",
     ]
+    assert sorted(m["detail"]["action"] for m in accessed) == sorted(
+        f"{noun}.{verb}" for verb in ("create", "update", "delete")
+    )
+    for message in accessed:
+        _assert_no_phi(message, family, given, "1944-04-04", DISPLAY, "Quillfeather", "Ysolde")
     for version, message in enumerate(messages, start=1):
         detail = message["detail"]
         assert message["source"] == kind.source
