@@ -1,8 +1,9 @@
-"""Local stack commands: `python -m devstack run|token|import|package`.
+"""Local stack commands: `python -m devstack run|token|import|dlq|redrive|package`.
 
 `run` starts everything in one process: the moto server (AWS APIs over HTTP on
 127.0.0.1), resources provisioned from infra/template.json, demo users and
-patients, the stream pipeline, and the API on http://127.0.0.1:8000.
+patients, the stream pipeline, the event consumers (docs/pipelines.md), and the
+API on http://127.0.0.1:8000.
 """
 
 from __future__ import annotations
@@ -156,9 +157,13 @@ def _serve(local: Any, port: int) -> None:
         result: dict[str, Any] = app_module.stream_publisher(event, None)
         return result
 
-    runner = StreamRunner(boto3.client("dynamodbstreams"), local.stream_arn, handler)
+    # as the deployed mapping: batches of up to 1,000 records (infra/template.json)
+    runner = StreamRunner(
+        boto3.client("dynamodbstreams"), local.stream_arn, handler, batch_size=1000
+    )
     pipeline = threading.Thread(target=runner.run_forever, name="stream-runner", daemon=True)
     pipeline.start()
+    workers = _start_consumers(app_module, local)
     server = make_server(app_module.app, API_HOST, port).server
     api = threading.Thread(target=server.serve_forever, args=(0.1,), name="api", daemon=True)
     try:
@@ -176,7 +181,42 @@ def _serve(local: Any, port: int) -> None:
             server.shutdown()  # the accept loop ends between two connections
         server.stop_accepting(timeout_s=2.0)  # requests in flight still reach moto
         runner.stop()
+        for worker in workers:
+            worker.stop()
         pipeline.join(timeout=1.0)
+
+
+def _start_consumers(app_module: Any, local: Any) -> list[Any]:
+    """One queue runner per consumer, calling the Chalice-registered consumer function
+    as Lambda does; and the alerts escalation schedule, every minute locally."""
+    import boto3
+
+    from devstack.dlq import CONSUMERS, env_name, queue_url
+    from devstack.queues import LambdaContext, Periodic, QueueRunner, scheduled_event
+
+    sqs = boto3.client("sqs")
+    workers: list[Any] = []
+    for queue_id, dlq_id, function in CONSUMERS.values():
+        for logical_id in (queue_id, dlq_id):  # the consumers read their DLQ's URL from env
+            os.environ.setdefault(env_name(logical_id), local.queue_urls[logical_id])
+        url = queue_url(sqs, queue_id)
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        handler = getattr(app_module, function)
+        queue_arn = arn["Attributes"]["QueueArn"]
+        workers.append(QueueRunner(sqs, url, queue_arn, handler, function_name=function))
+    escalation = app_module.alerts_escalation
+    workers.append(
+        Periodic(
+            "alerts_escalation",
+            lambda: escalation(scheduled_event(), LambdaContext("alerts_escalation", 60.0)),
+            every_s=60.0,
+        )
+    )
+    for worker in workers:
+        name = getattr(worker, "name", None) or worker.queue_arn.rsplit(":", 1)[-1]
+        threading.Thread(target=worker.run_forever, name=f"runner-{name}", daemon=True).start()
+    print(f"Event consumers: {', '.join(CONSUMERS)} (queue runners); alerts escalation every 60 s")
+    return workers
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -212,6 +252,47 @@ def cmd_import(args: argparse.Namespace) -> None:
         print(f"  not loaded: {refusal}")
 
 
+def _stack_env() -> dict[str, str]:
+    """The running stack's environment (AWS endpoint, table, queue URLs)."""
+    env = {k: str(v) for k, v in stackfile.read().items() if k != "api"}
+    os.environ.update(env)
+    return env
+
+
+def cmd_dlq(_: argparse.Namespace) -> None:
+    import boto3
+
+    from devstack.dlq import format_rows, list_all
+
+    env = _stack_env()
+    print(format_rows(list_all(boto3.client("sqs"), env)))
+
+
+def cmd_redrive(args: argparse.Namespace) -> None:
+    import boto3
+
+    from devstack.dlq import CONSUMERS, redrive_consumer
+
+    if args.queue not in CONSUMERS:
+        raise SystemExit(f"Usage: make redrive QUEUE=<{'|'.join(CONSUMERS)}>")
+    env = _stack_env()
+    moved = redrive_consumer(boto3.client("sqs"), args.queue, env)
+    print(f"Redrove {moved} message(s) from the {args.queue} DLQ to its queue.")
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    """Recompute a tenant's audit ledger on the running stack; exit 1 when it is broken."""
+    import json
+
+    _stack_env()
+    from functions.audit.verify import verify
+
+    report = verify(args.tenant)
+    print(json.dumps(report.to_json(), indent=2))
+    if not report.verified:
+        raise SystemExit(1)
+
+
 def cmd_package(args: argparse.Namespace) -> None:
     from devstack.package import package
 
@@ -231,6 +312,13 @@ def main(argv: list[str] | None = None) -> None:
     imp.add_argument("--tenant", default="demo-clinic")
     imp.add_argument("--types", default="", help="comma-separated; default: every served type")
     imp.set_defaults(func=cmd_import)
+    sub.add_parser("dlq", help="list dead letters with their reason").set_defaults(func=cmd_dlq)
+    red = sub.add_parser("redrive", help="move a consumer's dead letters back to its queue")
+    red.add_argument("--queue", default="")
+    red.set_defaults(func=cmd_redrive)
+    ver = sub.add_parser("audit-verify", help="recompute a tenant's audit ledger")
+    ver.add_argument("--tenant", default="demo-clinic")
+    ver.set_defaults(func=cmd_audit_verify)
     pkg = sub.add_parser("package")
     pkg.add_argument("--out", default="dist")
     pkg.set_defaults(func=cmd_package)

@@ -102,3 +102,94 @@ def queue_taker(url: str, detail_key: str) -> Take:
         return found
 
     return take
+
+
+# --- Consumer framework: a fresh queue pair per test, EventBridge-shaped bodies ----------
+
+
+class QueuePair:
+    """A source queue whose redrive policy (maxReceiveCount 5) points at its own DLQ."""
+
+    def __init__(self, sqs: Any, stem: str) -> None:
+        import uuid
+
+        name = f"{stem}-{uuid.uuid4().hex[:10]}"
+        self.sqs = sqs
+        self.dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        self.dlq_arn = self.arn(self.dlq_url)
+        policy = json.dumps({"deadLetterTargetArn": self.dlq_arn, "maxReceiveCount": 5})
+        self.url = sqs.create_queue(
+            QueueName=name, Attributes={"VisibilityTimeout": "30", "RedrivePolicy": policy}
+        )["QueueUrl"]
+        self.arn_ = self.arn(self.url)
+
+    def arn(self, url: str) -> str:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attrs["Attributes"]["QueueArn"])
+
+    def send(self, body: str) -> str:
+        return str(self.sqs.send_message(QueueUrl=self.url, MessageBody=body)["MessageId"])
+
+    def all_messages(self, url: str) -> list[dict[str, Any]]:
+        """Every message of `url`, received (hidden 30 s) with all attributes."""
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=30,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return found
+            found.extend(batch)
+
+    def delete(self) -> None:
+        for url in (self.url, self.dlq_url):
+            self.sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+def queues(stack):  # type: ignore[no-untyped-def]
+    pair = QueuePair(boto3.client("sqs"), "emr-test")
+    yield pair
+    pair.delete()
+
+
+def eventbridge_body(event: Any, detail_type: str | None = None, **detail: Any) -> str:
+    """The SQS body an EventBridge rule target receives for `event` (a DomainEvent);
+    `detail_type` and `detail` override the wire values (for broken events)."""
+    import uuid
+
+    from events.contracts import wire_detail_type
+
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": detail_type or wire_detail_type(event),
+            "source": event.source,
+            "account": "123456789012",
+            "time": event.occurred_at,
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {**event.model_dump(mode="json"), **detail},
+        }
+    )
+
+
+def encounter_finished(tenant: str = "demo-clinic") -> Any:
+    """A valid EncounterFinished with fresh ids."""
+    from events.encounters import EncounterFinished
+    from models.clock import new_id
+
+    return EncounterFinished(
+        tenant=tenant,
+        actor="user-1",
+        request_id=new_id(),
+        encounter_id=new_id(),
+        patient_id=new_id(),
+        encounter_version=2,
+    )
