@@ -9,7 +9,9 @@ from typing import Any
 from chalice import Chalice
 
 from functions.admin.routes import bp as admin_routes
+from functions.alerts.routes import bp as alert_routes
 from functions.audit.routes import bp as audit_routes
+from functions.billing.routes import bp as billing_routes
 from functions.charts.routes import bp as chart_routes
 from functions.engine.routes import bp as resource_routes
 from functions.fhir.routes import bp as fhir_routes
@@ -31,6 +33,8 @@ app.register_blueprint(plan_routes)
 app.register_blueprint(chart_routes)
 app.register_blueprint(admin_routes)
 # The pipelines' own routes (billing, worklist) register below this line.
+app.register_blueprint(alert_routes)
+app.register_blueprint(billing_routes)
 
 # Chalice needs a literal ARN here; `chalice package` output gets the real one
 # from infra/template.json (Fn::GetAtt EmrTable.StreamArn), the local runner
@@ -41,7 +45,11 @@ STREAM_ARN = os.environ.get(
 
 
 @app.on_dynamodb_record(
-    stream_arn=STREAM_ARN, batch_size=100, starting_position="TRIM_HORIZON", name="stream_publisher"
+    stream_arn=STREAM_ARN,
+    batch_size=1000,
+    starting_position="TRIM_HORIZON",
+    name="stream_publisher",
+    maximum_batching_window_in_seconds=1,
 )
 def stream_publisher(event: Any) -> dict[str, Any]:
     from events.stream import handle_batch

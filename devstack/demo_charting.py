@@ -85,11 +85,11 @@ def _ref(kind: str, rid: str) -> dict[str, str]:
     return {"reference": f"{kind}/{rid}"}
 
 
-def demo_patient_id() -> str | None:
-    """The first demo bundle's patient, found by its identifier."""
+def demo_patient_id(index: int = 0) -> str | None:
+    """The first (or `index`th) demo bundle's patient, found by its identifier."""
     from devstack.importer import existing_id
 
-    first = sorted(seed.DEMO_DIR.glob("*.json"))[0]
+    first = sorted(seed.DEMO_DIR.glob("*.json"))[index]
     bundle = json.loads(Path(first).read_text())
     patient = next(e["resource"] for e in bundle["entry"]
                    if e["resource"]["resourceType"] == "Patient")  # fmt: skip
@@ -218,6 +218,41 @@ def _medication(api: _Client, patient: str) -> None:
     api.call("prescriber", "POST", f"{BASE}/MedicationRequest", body)
 
 
+# The demo clinic's fee schedule (USD), set once when none is (docs/billing.md).
+DEMO_FEES = {"90785": 20, "90791": 180, "90792": 210, "90832": 75, "90833": 70,
+             "90834": 110, "90836": 95, "90837": 150, "90838": 125, "90839": 160,
+             "90840": 80, "90846": 105, "90847": 110, "90853": 40, "99212": 60,
+             "99213": 90, "99214": 130, "99215": 180}  # fmt: skip
+
+
+def _billable_visit(api: _Client, patient: str) -> str:
+    """The fee schedule, then a finished 55-minute psychotherapy visit with a diagnosis and
+    its signed note: the billing pipeline charges it (90837) once the events are handled."""
+    settings = api.call("admin", "GET", "/admin/settings")
+    if not settings.get("feeSchedule"):
+        api.call("admin", "PUT", "/admin/settings", {**settings, "feeSchedule": DEMO_FEES})
+    condition = api.call("supervisor", "POST", f"{BASE}/Condition", {
+        "resourceType": "Condition", "subject": _ref("Patient", patient),
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F33.1"}]},
+    })["id"]  # fmt: skip
+    body = {
+        "resourceType": "Encounter", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "serviceType": {"coding": [{"system": SERVICE_TYPES,
+                                    "code": "psychotherapy-individual"}]},
+        "subject": _ref("Patient", patient),
+        "participant": [{"individual": _ref("Practitioner", practitioner_of("supervisor"))}],
+        "period": {"start": "2026-10-06T10:00:00Z", "end": "2026-10-06T10:55:00Z"},
+        "diagnosis": [{"condition": _ref("Condition", condition), "rank": 1}],
+    }  # fmt: skip
+    visit = str(api.call("supervisor", "POST", f"{BASE}/Encounter", body)["id"])
+    note = api.call("supervisor", "POST", f"{BASE}/DocumentReference", _note(
+        patient, visit, "supervisor", "S: Mood steadier.\nA: MDD, recurrent, moderate.\n"
+        "P: Continue weekly CBT."))["id"]  # fmt: skip
+    _sign(api, "supervisor", note)
+    return visit
+
+
 def seed_charting(cognito: Any, pool_id: str, client_id: str) -> str:
     """Seed the demo chart once; returns what was done, for the start-up banner."""
     patient = demo_patient_id()
@@ -233,6 +268,10 @@ def seed_charting(cognito: Any, pool_id: str, client_id: str) -> str:
     _scores(api, patient)
     _safety_plan(api, patient)
     _medication(api, patient)
+    other = demo_patient_id(1)  # a second demo patient: the first one's chart stays as listed
+    billable = _billable_visit(api, other) if other is not None else None
     return (f"demo charting: Patient/{patient} has notes (signed, addendum, awaiting "
             "co-signature, draft), PHQ-9 and GAD-7 series with a safety flag, a medication "
-            f"and a safety plan: GET /fhir/R4/Patient/{patient}/$chart")  # fmt: skip
+            f"and a safety plan: GET /fhir/R4/Patient/{patient}/$chart"
+            + (f"; Encounter/{billable} is signed and billable: GET /fhir/R4/ChargeItem?"
+               f"context=Encounter/{billable} as the biller" if billable else ""))  # fmt: skip

@@ -189,6 +189,15 @@ def outbox_pk(tenant: str, event_id: str) -> str:
 OUTBOX_SK = "EVENT"
 
 
+def outbox_pending_gsi(tenant: str) -> str:
+    """gsi1: a tenant's outbox events not yet delivered (sparse: delivery removes them)."""
+    return f"TENANT#{_tenant(tenant)}#OUTBOX#PENDING"
+
+
+def outbox_pending_sk(occurred_at: str, event_id: str) -> str:
+    return f"{occurred_at}#{_id(event_id)}"
+
+
 def tenant_key_sk(purpose: str) -> str:
     return f"KEY#{purpose}"
 
@@ -214,3 +223,142 @@ def counter_sk(name: str) -> str:
     if not COUNTER_RE.match(name):
         raise KeyError_("counter")
     return f"{COUNTER}#{name}"
+
+
+CONSUMER_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def idempotency_pk(consumer: str) -> str:
+    """An event consumer's idempotency records (powertools; sk `<consumer>#<hash of the
+    event id>`). Ops index across tenants: event ids are global ULIDs, nothing else is in
+    the key (models/README.md)."""
+    if not CONSUMER_RE.match(consumer):
+        raise KeyError_("consumer")
+    return f"IDEMPOTENCY#{consumer}"
+
+
+# The audit ledger (models/ledger.py): one hash chain per tenant.
+LEDGER_ENTRY = "L"  # entries: `L#<seq:012d>`; HEAD and ARCHIVE sort outside `L#...`
+LEDGER_HEAD_SK = "HEAD"
+LEDGER_CURSOR_SK = "ARCHIVE"
+LEDGER_MARKER_SK = "MARKER"
+LEDGER_TENANTS = "OPS#LEDGER-TENANTS"  # ops index across tenants: gsi1sk = the tenant id
+LEDGER_SEQ_MAX = 10**12 - 1
+LEDGER_TIME_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,12}Z#[0-9]{12}$")
+
+
+def ledger_pk(tenant: str) -> str:
+    """A tenant's chain: its entries, its head and its archive cursor."""
+    return f"TENANT#{_tenant(tenant)}#LEDGER"
+
+
+def ledger_entry_sk(seq: int) -> str:
+    if not 0 <= seq <= LEDGER_SEQ_MAX:
+        raise KeyError_("seq")
+    return f"{LEDGER_ENTRY}#{seq:012d}"
+
+
+def ledger_marker_pk(tenant: str, event_id: str) -> str:
+    """Claimed by the transaction that appends the event: an event is appended once."""
+    return f"TENANT#{_tenant(tenant)}#LEDGER#EVENT#{_id(event_id, 'event id')}"
+
+
+def ledger_patient_pk(tenant: str, patient_id: str) -> str:
+    """Copies of the entries that name one patient (sk: `ledger_time_sk`)."""
+    return f"TENANT#{_tenant(tenant)}#LEDGER#PATIENT#{_id(patient_id)}"
+
+
+def ledger_user_gsi(tenant: str, actor: str) -> str:
+    """gsi2: the entries of one user (the actor's id), sk `ledger_time_sk`."""
+    return f"TENANT#{_tenant(tenant)}#LEDGER#USER#{_id(actor, 'actor')}"
+
+
+def ledger_time_sk(occurred_at: str, seq: int) -> str:
+    """`<occurred_at, ISO-8601 UTC ms>#<seq:012d>`: sorts by time, unique by seq."""
+    value = f"{occurred_at}#{seq:012d}"
+    if not LEDGER_TIME_RE.match(value) or not 0 <= seq <= LEDGER_SEQ_MAX:
+        raise KeyError_("ledger time")
+    return value
+
+
+# Safety alerts (models/alerts.py): one item collection per alert, keyed by its Flag's id.
+ALERT_SK = "ALERT"  # the alert itself (ids and codes)
+ALERT_ACK_SK = "ACK"  # its acknowledgement: put once (`attribute_not_exists`)
+ALERT_DUE_SK = "DUE"  # in the escalation index while escalation is pending
+ALERT_ESCALATED_SK = "ESCALATED"  # the escalation: put once
+ALERT_QUEUE_SUPERVISORS = "SUPERVISORS"  # the tenant's supervisors' queue (no owner)
+ALERT_DUE = "OPS#ALERT-DUE"  # ops index across tenants (gsi1): ids and times only
+ISO_MS_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$")
+ALERT_STEP_RE = re.compile(r"^[a-z][a-z-]{0,30}$")
+
+
+def alert_pk(tenant: str, alert_id: str) -> str:
+    return f"TENANT#{_tenant(tenant)}#ALERT#{_id(alert_id, 'alert id')}"
+
+
+def alert_sent_sk(step: str) -> str:
+    """`SENT#<step>`: the alert's SNS message of that step (`raised`, `escalated`) went out."""
+    if not ALERT_STEP_RE.match(step):
+        raise KeyError_("step")
+    return f"SENT#{step}"
+
+
+def work_queue(practitioner_id: str | None) -> str:
+    """A work queue's name: a Practitioner's, or (None) the tenant's supervisors'."""
+    if practitioner_id is None:
+        return ALERT_QUEUE_SUPERVISORS
+    return f"PRACTITIONER#{_id(practitioner_id, 'practitioner id')}"
+
+
+def alert_queue_sk(queue: str) -> str:
+    """The alert's entry in one work queue."""
+    return f"QUEUE#{queue}"
+
+
+def work_queue_gsi(tenant: str, queue: str) -> str:
+    """gsi1: one work queue's open entries (sk `alert_time_sk`, newest last)."""
+    return f"TENANT#{_tenant(tenant)}#WORKQUEUE#{queue}"
+
+
+def _iso_ms(at: str) -> str:
+    if not ISO_MS_RE.match(at):
+        raise KeyError_("time")
+    return at
+
+
+def alert_time_sk(at: str, alert_id: str) -> str:
+    return f"{_iso_ms(at)}#{_id(alert_id, 'alert id')}"
+
+
+def alert_due_sk(due_at: str, tenant: str, alert_id: str) -> str:
+    """gsi1 sort key of the escalation index: when, then which tenant and alert."""
+    return f"{_iso_ms(due_at)}#{_tenant(tenant)}#{_id(alert_id, 'alert id')}"
+
+
+# --- billing (functions/billing): the capture and claim guards, the biller work queue
+
+
+def billing_encounter_pk(tenant: str, encounter_id: str) -> str:
+    """An encounter's billing guards: `CAPTURE` (its charges) and `CLAIM` (its claim),
+    each put once (attribute_not_exists) in the transaction that makes them."""
+    return f"TENANT#{_tenant(tenant)}#BILLING#ENCOUNTER#{_id(encounter_id, 'encounter id')}"
+
+
+BILLING_CAPTURE_SK = "CAPTURE"
+BILLING_CLAIM_SK = "CLAIM"
+
+
+def billing_work_pk(tenant: str) -> str:
+    """The tenant's biller work queue (ids and reason codes only)."""
+    return f"TENANT#{_tenant(tenant)}#BILLING#WORK"
+
+
+BILLING_REASON_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def billing_work_sk(at: str, encounter_id: str, reason: str, code: str | None = None) -> str:
+    """Oldest first: when the item was raised, then its encounter, reason and code."""
+    if not BILLING_REASON_RE.match(reason):
+        raise KeyError_("reason")
+    tail = f"#{_id(code, 'code')}" if code else ""
+    return f"{_iso_ms(at)}#{_id(encounter_id, 'encounter id')}#{reason}{tail}"

@@ -264,6 +264,32 @@ POLICY: dict[tuple[str, str], dict[Op, frozenset[Role]]] = {
         Op.READ: _roles(R.ADMIN),
         Op.UPDATE: _roles(R.ADMIN),
     },
+    ("Task", "safety-alert"): {
+        # Safety alerts in a clinician's work queue (GET /worklist): read and acknowledged
+        # (update) by the care roles, and then only for alerts put in one of the user's
+        # own queues (functions/alerts/worklist.py; anyone else gets 404).
+        Op.READ: _CARE,
+        Op.UPDATE: _CARE,
+    },
+    ("ChargeItem", "phi"): {
+        # Charges of signed encounters (functions/billing): captured by the billing
+        # pipeline, never created or deleted through the API. Billers read and search them
+        # and correct them with $correct (the update permission; a plain PUT is refused by
+        # the type's precheck).
+        Op.READ: _roles(R.BILLER),
+        Op.SEARCH: _roles(R.BILLER),
+        Op.HISTORY: _roles(R.BILLER),
+        Op.UPDATE: _roles(R.BILLER),
+    },
+    ("Claim", "phi"): {
+        # Claims: assembled by a biller with Encounter/{id}/$claim (create) and sent with
+        # $submit (update); a plain POST or PUT is refused by the type's precheck.
+        Op.READ: _roles(R.BILLER),
+        Op.SEARCH: _roles(R.BILLER),
+        Op.HISTORY: _roles(R.BILLER),
+        Op.CREATE: _roles(R.BILLER),
+        Op.UPDATE: _roles(R.BILLER),
+    },
     ("AuditEvent", "audit"): {
         # The audit trail is for compliance only: it names who saw which patient, so it
         # is sensitive itself, and the audited must not read (or shape) their own trail.

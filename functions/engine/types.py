@@ -71,6 +71,12 @@ def _patient_events(change: Change, fields: dict[str, Any]) -> Any:
     )
 
 
+def _encounter_finished(uow: Any, caller: Any, stored: Any, change: Change) -> None:
+    from functions.encounters.events import stage_finished
+
+    stage_finished(uow, caller, stored, change)
+
+
 def _patient_rules(body: dict[str, Any]) -> list[Any]:
     from functions.patients.validation import registration_rules
 
@@ -202,6 +208,9 @@ ENCOUNTER = register(
         compartment=_in_chart("subject", "patient", "subject"),
         profile="http://hl7.org/fhir/StructureDefinition/Encounter",
         events=_generic_events("emr.encounters", "encounter"),
+        companions=_encounter_finished,  # EncounterFinished, in the same transaction
+        operations=(Operation("claim", "The encounter's one claim (billers): made from its "
+                              "charges once it is finished and signed (docs/billing.md)."),),
         states=ENCOUNTER_STATES,
         references=(CheckedReference("participant.individual", "Practitioner"),),
         rules=_encounter_rules,
@@ -301,6 +310,7 @@ OBSERVATION = register(
 )  # fmt: skip
 
 # Workflows declare their own types; importing them registers them.
+import functions.billing.declarations  # noqa: E402
 import functions.measures.declarations  # noqa: E402
 import functions.medications.declarations  # noqa: E402
 import functions.notes.declarations  # noqa: E402

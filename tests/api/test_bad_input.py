@@ -144,7 +144,7 @@ def test_body_over_the_limit_is_413_and_nothing_is_written(api):
 
 
 def test_unknown_resource_type_is_404(api):
-    for path in ("/fhir/R4/Claim", "/fhir/R4/Claim/123"):
+    for path in ("/fhir/R4/Substance", "/fhir/R4/Substance/123"):
         r = api.http.get(path, headers=api.headers())
         assert r.status_code == 404
         assert _outcome(r)[0]["code"] == "not-supported"

@@ -234,6 +234,8 @@ def test_metadata_states_what_is_supported(api):
         "Goal",
         "Questionnaire",
         "AuditEvent",
+        "ChargeItem",
+        "Claim",
     ])
     # psychotherapy notes are served as DocumentReference, never as a type of their own
     assert "PsychotherapyNote" not in json.dumps(cap)

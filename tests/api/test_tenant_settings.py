@@ -39,7 +39,9 @@ def restore(api: Any) -> Any:
 
 
 def test_settings_round_trip_per_clinic(api, restore):
-    wanted = {"unsignedNoteDays": 77, "psychotherapyRoles": ["prescriber"]}
+    wanted = {"unsignedNoteDays": 77, "psychotherapyRoles": ["prescriber"],
+              "alertEscalationMinutes": 45,
+              "feeSchedule": {"90785": 22.5, "90834": 120}}  # fmt: skip
     r = _put(api, wanted)
     assert r.status_code == 200, r.body
     assert json.loads(r.body) == wanted
@@ -54,8 +56,10 @@ def test_settings_round_trip_per_clinic(api, restore):
 def test_a_new_write_replaces_the_whole_set(api, restore):
     _put(api, {"unsignedNoteDays": 10, "psychotherapyRoles": ["prescriber"]})
     r = _put(api, {"unsignedNoteDays": 11, "psychotherapyRoles": []})
-    assert json.loads(r.body) == {"unsignedNoteDays": 11, "psychotherapyRoles": []}
-    assert json.loads(_get(api).body) == {"unsignedNoteDays": 11, "psychotherapyRoles": []}
+    whole = {"unsignedNoteDays": 11, "psychotherapyRoles": [], "alertEscalationMinutes": 30,
+             "feeSchedule": {}}  # fmt: skip
+    assert json.loads(r.body) == whole
+    assert json.loads(_get(api).body) == whole
 
 
 @pytest.mark.parametrize("tenant", TENANTS)
@@ -93,6 +97,16 @@ def test_no_token_no_settings(api):
             "psychotherapyRoles",
         ),
         ({"unsignedNoteDays": 3, "psychotherapyRoles": [], "extra": 1}, "extra"),
+        ({"unsignedNoteDays": 3, "psychotherapyRoles": [], "feeSchedule": {"9083": 1}},
+         "feeSchedule"),
+        ({"unsignedNoteDays": 3, "psychotherapyRoles": [], "feeSchedule": {"90834": -1}},
+         "feeSchedule"),
+        ({"unsignedNoteDays": 3, "psychotherapyRoles": [], "feeSchedule": {"90834": 1.234}},
+         "feeSchedule"),
+        ({"unsignedNoteDays": 3, "psychotherapyRoles": [], "feeSchedule": {"90834": "120"}},
+         "feeSchedule"),
+        ({"unsignedNoteDays": 3, "psychotherapyRoles": [], "feeSchedule": [["90834", 1]]},
+         "feeSchedule"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(api, body, field):

@@ -222,6 +222,39 @@ MATRIX: dict[tuple[str, str], str] = {
         admin            X . . X . . . .
         compliance       . . . . . . . .
     """,
+    ("Task", "safety-alert"): """
+                         r s c u d h l g
+        clinician        X . . X . . . .
+        prescriber       X . . X . . . .
+        supervisor       X . . X . . . .
+        front_desk       . . . . . . . .
+        biller           . . . . . . . .
+        care_coordinator . . . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("ChargeItem", "phi"): """
+                         r s c u d h l g
+        clinician        . . . . . . . .
+        prescriber       . . . . . . . .
+        supervisor       . . . . . . . .
+        front_desk       . . . . . . . .
+        biller           X X . X . X . .
+        care_coordinator . . . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
+    ("Claim", "phi"): """
+                         r s c u d h l g
+        clinician        . . . . . . . .
+        prescriber       . . . . . . . .
+        supervisor       . . . . . . . .
+        front_desk       . . . . . . . .
+        biller           X X X X . X . .
+        care_coordinator . . . . . . . .
+        admin            . . . . . . . .
+        compliance       . . . . . . . .
+    """,
     ("AuditEvent", "audit"): """
                          r s c u d h l g
         clinician        . . . . . . . .
