@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import charting, counts, latency, report, resources, scale, static
+from bench import charting, counts, latency, pipelines, report, resources, scale, static
 from bench.api import HttpApi
 from bench.report import Figure, at_most, below, exactly
 from bench.stack import HOST, BenchStack, quiet_stderr, server_nodelay, start
@@ -433,6 +433,9 @@ def main() -> int:
         with quiet_stderr():
             charted = charting.run(stack, _say)
         phases.done("charting")
+        with quiet_stderr():
+            piped = pipelines.run(stack, _say)
+        phases.done("pipelines")
         grown = scale_phase(stack, phases)
     finally:
         stack.stop()
@@ -455,6 +458,7 @@ def main() -> int:
     notes += cold_notes(cold, api["registered"])
     notes += scale_notes(grown)
     notes += charting.notes(charted)
+    notes += pipelines.notes(piped)
     if package.note:
         notes.append(package.note)
     if fresh is not None:
@@ -467,8 +471,12 @@ def main() -> int:
         notes.append(zip_note)
     patient_figs, patient_extra = figures(api, cold, package.mb), patient_extra_figures(api)
     per_type, scale_figs = type_figures(api), scale_figures(grown)
-    chart_figs = charting.figures(charted)
-    data = {**extras(api, cold, package, fresh, notes, phases, grown), "charting": charted}
+    chart_figs = charting.figures(charted) + pipelines.figures(piped)
+    data = {
+        **extras(api, cold, package, fresh, notes, phases, grown),
+        "charting": charted,
+        "pipelines": piped,
+    }
     path = report.write(patient_figs + per_type + patient_extra + chart_figs + scale_figs, data)
     _print(patient_figs + patient_extra + chart_figs + scale_figs, per_type, api, notes,
            path.name, grown)
