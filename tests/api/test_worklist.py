@@ -213,10 +213,11 @@ def test_only_the_assignee_may_acknowledge(api, stack, clinicians, tenant):
         r = acknowledge(api, signal.flag_id, note(), staff=who)
         assert r.status_code == 404, r.body
         assert outcome_issues(r)[0]["expression"] == ["Task.id"]
-    unknown = acknowledge(api, signal.flag_id[:-1] + "0", note(), staff=colleague)
+    other_id = signal.flag_id[:-1] + ("1" if signal.flag_id.endswith("0") else "0")
+    unknown = acknowledge(api, other_id, note(), staff=colleague)
     assert unknown.status_code == 404
     assert json.loads(unknown.body) == json.loads(
-        acknowledge(api, signal.flag_id[:-1] + "0", note(), staff=mine).body
+        acknowledge(api, other_id, note(), staff=mine).body
     )
     assert acknowledge(api, signal.flag_id, note(), staff=mine).status_code == 200
 

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from functions.encounters.workflow import SERVICE_TYPE_SYSTEM
+from models import keys
 from tests.api.test_notes_workflow import Staff, draft, new_patient, new_staff, operation
 from tests.pipelines.conftest import RecordingRunner, queue_taker
 
@@ -60,15 +61,16 @@ def _move(api, current: dict[str, Any], status: str, **kw: Any) -> dict[str, Any
 
 
 def _outbox(stack, name: str, needle: str, tenant: str = TENANT) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """The staged events `<name>.v1` whose detail mentions `needle`: (item, detail)."""
-    pages = boto3.client("dynamodb").get_paginator("scan").paginate(
-        TableName=stack.table_name,
-        FilterExpression="begins_with(pk, :p) AND detail_type = :d AND contains(detail, :n)",
-        ExpressionAttributeValues={":p": {"S": f"TENANT#{tenant}#OUTBOX#"},
-                                   ":d": {"S": f"{name}.v1"}, ":n": {"S": needle}},
-    )  # fmt: skip
-    return [{"source": i["source"]["S"], **json.loads(i["detail"]["S"])}
-            for page in pages for i in page["Items"]]  # fmt: skip
+    """The staged, not yet delivered events `<name>.v1` whose detail mentions `needle`:
+    (item, detail). One Query of the tenant's pending-events index, newest first (nothing
+    delivers this test's events before it looks)."""
+    items: list[dict[str, Any]] = boto3.client("dynamodb").query(
+        TableName=stack.table_name, IndexName="gsi1", ScanIndexForward=False, Limit=200,
+        KeyConditionExpression="gsi1pk = :p",
+        ExpressionAttributeValues={":p": {"S": keys.outbox_pending_gsi(tenant)}},
+    )["Items"]  # fmt: skip
+    return [{"source": i["source"]["S"], **json.loads(i["detail"]["S"])} for i in items
+            if i["detail_type"]["S"] == f"{name}.v1" and needle in i["detail"]["S"]]  # fmt: skip
 
 
 def _finished(stack, eid: str, tenant: str = TENANT) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
