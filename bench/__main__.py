@@ -433,10 +433,11 @@ def main() -> int:
         with quiet_stderr():
             charted = charting.run(stack, _say)
         phases.done("charting")
+        grown = scale_phase(stack, phases)
+        # after the scale phase: its memory figure is taken before the pipelines' data
         with quiet_stderr():
             piped = pipelines.run(stack, _say)
         phases.done("pipelines")
-        grown = scale_phase(stack, phases)
     finally:
         stack.stop()
     package = static.package_size()
