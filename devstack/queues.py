@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from functions.common.observability import logger
+from models.aws import error_code
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -94,13 +95,6 @@ def scheduled_event(region: str = "us-east-1") -> dict[str, Any]:
     }
 
 
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
-
-
 class QueueRunner:
     def __init__(
         self,
@@ -147,7 +141,7 @@ class QueueRunner:
                 "queue runner: the handler raised; the batch will be retried",
                 extra={
                     "queue": self._queue_name,
-                    "error": _error_code(exc),
+                    "error": error_code(exc),
                     "messages": len(messages),
                 },
             )
@@ -202,7 +196,7 @@ class QueueRunner:
                     return
                 logger.warning(
                     "queue runner: poll failed",
-                    extra={"queue": self._queue_name, "error": _error_code(exc)},
+                    extra={"queue": self._queue_name, "error": error_code(exc)},
                 )
 
     def stop(self) -> None:
@@ -224,7 +218,7 @@ class Periodic:
                 self._call()
             except Exception as exc:
                 logger.warning(
-                    "schedule: run failed", extra={"schedule": self.name, "error": _error_code(exc)}
+                    "schedule: run failed", extra={"schedule": self.name, "error": error_code(exc)}
                 )
 
     def stop(self) -> None:

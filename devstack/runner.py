@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.common.observability import logger
+from models.aws import error_code
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -60,13 +61,6 @@ def wanted(record: dict[str, Any]) -> bool:
 
 def _sequence(record: dict[str, Any]) -> int:
     return int(record["dynamodb"]["SequenceNumber"])
-
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
 
 
 def _table_of(stream_arn: str) -> str:
@@ -140,7 +134,7 @@ class StreamRunner:
             try:
                 return self._iterator(shard, "AFTER_SEQUENCE_NUMBER", state.done_up_to)
             except Exception as exc:
-                if _error_code(exc) != TRIMMED:
+                if error_code(exc) != TRIMMED:
                     raise
                 logger.warning(
                     "stream runner: records after the last one done were trimmed; "
@@ -220,7 +214,7 @@ class StreamRunner:
         try:
             return dict(self._streams.get_records(ShardIterator=state.iterator, Limit=self._batch))
         except Exception as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code not in (EXPIRED, TRIMMED):
                 raise
             logger.warning(
@@ -246,7 +240,7 @@ class StreamRunner:
         except Exception as exc:  # the batch is read again at the next poll
             logger.error(
                 "stream runner: the handler raised; the batch will be retried",
-                extra={"shard": shard, "error": _error_code(exc), "records": len(records)},
+                extra={"shard": shard, "error": error_code(exc), "records": len(records)},
             )
             return 0, True
         if done:
@@ -328,7 +322,7 @@ class StreamRunner:
             except Exception as exc:  # keep the pipeline alive; the error is visible
                 if self._stop.is_set():
                     return
-                logger.warning("stream runner: poll failed", extra={"error": _error_code(exc)})
+                logger.warning("stream runner: poll failed", extra={"error": error_code(exc)})
 
     def stop(self) -> None:
         self._stop.set()

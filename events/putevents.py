@@ -19,6 +19,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from models.aws import error_code
+
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "emr"), child=True)
 
 MAX_ENTRIES = 10
@@ -65,13 +67,6 @@ def _default_put(entries: list[Entry]) -> dict[str, Any]:
     return dict(client("events").put_events(Entries=entries))
 
 
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
-
-
 class Publisher:
     """`put_events` and `sleep` are injectable (fault and timing tests)."""
 
@@ -104,7 +99,7 @@ class Publisher:
         except Exception as exc:  # the whole call failed: every entry is retried
             logger.warning(
                 "PutEvents call failed",
-                extra={"error": _error_code(exc), "entries": len(positions)},
+                extra={"error": error_code(exc), "entries": len(positions)},
             )
             return positions
         results = response.get("Entries") or []

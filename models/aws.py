@@ -68,6 +68,15 @@ def retryable(exc: BaseException) -> bool:
     return False
 
 
+def error_code(exc: BaseException) -> str:
+    """The AWS error code an exception carries (botocore's `response`), else its type
+    name: what log lines name instead of an error's message."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__
+
+
 def _code_of(exc: BaseException) -> str | None:
     from botocore.exceptions import ClientError
     from pynamodb.exceptions import PynamoDBException

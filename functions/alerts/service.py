@@ -68,7 +68,7 @@ def _candidates(tenant: str, patient_id: str, response_id: str) -> list[tuple[st
     from models import resources
 
     response_at = address_of(tenant, registry.require("QuestionnaireResponse"), response_id)
-    patient_at = address_of(tenant, registry.require("Patient"), patient_id)
+    patient_at = address_of(tenant, registry.chart_owner(), patient_id)
     found = resources.read_many([a for a in (response_at, patient_at) if a is not None])
     response = found[response_at].resource if response_at in found else None
     patient = found[patient_at].resource if patient_at in found else None
